@@ -1,0 +1,260 @@
+"""The inspection loop: trigger → capture → inspect → decide → actuate → record.
+
+The same loop runs a real line (Picamera2 + lgpio) and the demo (simulator +
+MockFactory); only the collaborators passed in differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from station.actuator import Actuator, InFlight
+from station.camera.base import Frame
+from station.config import StationConfig
+from station.frames import FrameFeed
+from station.gpio import Light, StationIO
+from station.systemd import Notifier
+from vision.pipeline import InspectionContext, inspect_frame
+from vision.types import Defect, InspectionResult
+
+log = logging.getLogger(__name__)
+
+Inspector = Callable[[np.ndarray | None, InspectionContext], InspectionResult]
+Recorder = Callable[[InFlight, "Frame | None"], None]
+
+
+@dataclass
+class Versions:
+    """What every record says it was measured with."""
+
+    spec: str
+    calibration: str
+    model: str = "none"
+
+
+@dataclass
+class LoopStats:
+    """Rolling figures for health: latency window, counts since start, camera state."""
+
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+    inspected: int = 0
+    errors: int = 0
+    camera_misses: int = 0
+    last_verdict: str | None = None
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        return float(np.percentile(np.fromiter(self.latencies_ms, float), q))
+
+
+def camera_fault_result(message: str) -> InspectionResult:
+    return InspectionResult(
+        verdict="error", defects=[Defect(code="camera", message=message)], message=message
+    )
+
+
+class Station:
+    """Wires the camera feed, the pins, the inspector, the actuator and the QC log.
+
+    Args:
+        config: the validated station configuration.
+        feed: frames from the camera thread.
+        io: the station's GPIO devices.
+        ctx: calibration + spec for the vision pipeline.
+        record: commits one settled mask (and its images) to the QC log.
+        versions: spec / calibration / model versions recorded with each mask.
+        inspector: the pipeline (injectable so tests can slow it down or make it raise).
+    """
+
+    def __init__(
+        self,
+        config: StationConfig,
+        feed: FrameFeed,
+        io: StationIO,
+        ctx: InspectionContext,
+        record: Recorder,
+        versions: Versions,
+        inspector: Inspector = inspect_frame,
+        camera_health: Callable[[], dict[str, Any]] | None = None,
+        notifier: Notifier | None = None,
+        photo_eye: bool = True,
+        belt_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.feed = feed
+        self.io = io
+        self.ctx = ctx
+        self.versions = versions
+        self.inspector = inspector
+        self._record = record
+        self._camera_health = camera_health
+        self.notifier = notifier or Notifier()
+        self.photo_eye = photo_eye
+        self._frames_for: dict[str, Frame | None] = {}
+        self.actuator = Actuator(
+            pulse_start=io.pulse_start,
+            pulse_end=io.pulse_end,
+            record=self._record_item,
+            eject_delay_ms=config.line.eject_delay_ms,
+            pulse_ms=config.gpio.pulse_ms,
+            guard_ms=config.line.decision_guard_ms,
+            max_in_flight=config.line.max_in_flight,
+            belt_clock=belt_clock,
+        )
+        self._triggers: queue.Queue[tuple[float, float]] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._watch: threading.Thread | None = None
+        self.stats = LoopStats()
+        self.started_mono_s = time.monotonic()
+        self.state = "starting"
+        self.last_overlay: np.ndarray | None = None
+        self.on_settled: list[Callable[[InFlight], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        if self.photo_eye:
+            self.io.set_on_trigger(self._on_trigger)
+        self.actuator.start()
+        self.feed.start()
+        self._worker = threading.Thread(target=self._work, name="inspect", daemon=True)
+        self._worker.start()
+        self._watch = threading.Thread(target=self._watchdog, name="health", daemon=True)
+        self._watch.start()
+        self.state = "running"
+        self.io.set_light(Light.GREEN)
+        self.notifier.ready(f"inspecting, spec {self.versions.spec}")
+
+    def stop(self) -> None:
+        """Stop taking triggers, finish the masks already on the belt, then stop."""
+        self.notifier.stopping()
+        self.io.set_on_trigger(None)
+        deadline = time.monotonic() + self.config.line.eject_delay_ms / 1000 + 2
+        while not self._triggers.empty() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.actuator.stop(drain=True)
+        self.feed.stop()
+        self.io.set_light(Light.OFF)
+        self.state = "stopped"
+
+    # -- trigger → inspect -----------------------------------------------------------
+    def _on_trigger(self, t0_s: float) -> None:
+        """Photo-eye edge: runs on gpiozero's thread, so only note where the belt is."""
+        self._triggers.put((t0_s, self.actuator.belt_position()))
+
+    def trigger(self, t0_s: float | None = None) -> None:
+        """Software trigger (presence detection, tests)."""
+        self._on_trigger(time.monotonic() if t0_s is None else t0_s)
+
+    def _work(self) -> None:
+        line = self.config.line
+        while not self._stop.is_set():
+            self.notifier.heartbeat()  # from this loop: a hung worker stops the heartbeats
+            try:
+                t0, belt_t0 = self._triggers.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            item = self.actuator.track(t0, belt_t0)
+            target = t0 + line.capture_delay_ms / 1000
+            wait_s = max(0.0, target - time.monotonic()) + line.frame_wait_ms / 1000
+            frame = self.feed.wait_frame_at_or_after(target, wait_s)
+            result = self._inspect(frame)
+            self._frames_for[item.mask_id] = frame
+            if not self.actuator.settle(item, result):
+                log.warning(
+                    "mask %s: verdict %s came too late (%.0f ms after t0)",
+                    item.mask_id,
+                    result.verdict,
+                    (time.monotonic() - t0) * 1000,
+                )
+            self._frames_for.pop(item.mask_id, None)
+
+    def _inspect(self, frame: Frame | None) -> InspectionResult:
+        if frame is None:
+            self.stats.camera_misses += 1
+            return camera_fault_result("no fresh camera frame for this mask")
+        if frame.image is None:
+            msg = frame.error or "unreadable frame"
+            return InspectionResult(
+                verdict="error", defects=[Defect(code="error", message=msg)], message=msg
+            )
+        try:
+            result = self.inspector(frame.image, self.ctx)
+        except Exception as exc:
+            log.exception("inspection raised")
+            msg = f"{type(exc).__name__}: {exc}"
+            result = InspectionResult(
+                verdict="error", defects=[Defect(code="error", message=msg)], message=msg
+            )
+        if result.overlay is not None:
+            self.last_overlay = result.overlay
+        return result
+
+    def _record_item(self, item: InFlight) -> None:
+        """Called by the actuator under the mask's lock, before its pulse fires."""
+        self._record(item, self._frames_for.get(item.mask_id))
+        res = item.result
+        self.stats.inspected += 1
+        if res is not None:
+            self.stats.last_verdict = res.verdict
+            if res.verdict == "error":
+                self.stats.errors += 1
+            total = res.stage_ms.get("total")
+            if total is not None:
+                self.stats.latencies_ms.append(total)
+        for callback in self.on_settled:
+            try:
+                callback(item)
+            except Exception:
+                log.exception("settled callback failed")
+
+    # -- health ----------------------------------------------------------------------
+    def _watchdog(self) -> None:
+        """Amber light while the camera is stalled; green again when frames return."""
+        stall_s = self.config.camera.stall_timeout_s
+        while not self._stop.wait(0.2):
+            last = self.feed.last_frame_mono_s
+            stalled = last is None and time.monotonic() - self.started_mono_s > stall_s
+            stalled = stalled or (last is not None and time.monotonic() - last > stall_s)
+            new_state = "warning" if stalled else "running"
+            if new_state != self.state:
+                log.warning("station state %s -> %s", self.state, new_state)
+                self.state = new_state
+                self.io.set_light(Light.AMBER if stalled else Light.GREEN, fault=stalled)
+
+    def status(self) -> dict[str, Any]:
+        """Health for the API and ``qc-station status``."""
+        cam = self._camera_health() if self._camera_health else {}
+        return {
+            "state": self.state,
+            "station_id": self.config.station.station_id,
+            "workshop": self.config.station.workshop,
+            "uptime_s": round(time.monotonic() - self.started_mono_s, 1),
+            "camera": {"source": self.config.camera.source, **cam},
+            "spec": {"version": self.versions.spec},
+            "calibration": {"version": self.versions.calibration},
+            "model": {"version": self.versions.model},
+            "latency_ms": {
+                "p50": self.stats.percentile(50),
+                "p99": self.stats.percentile(99),
+            },
+            "inspected": self.stats.inspected,
+            "late": self.actuator.late,
+            "forced_rejects": self.actuator.forced,
+            "record_failures": self.actuator.record_failures,
+            "in_flight": len(self.actuator.in_flight),
+            "gpio": self.io.describe(),
+        }

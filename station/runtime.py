@@ -1,0 +1,223 @@
+"""Assemble a running station from its configuration.
+
+``qc-station run`` and ``qc-station demo`` both come here; the demo only swaps in the
+simulated belt and gpiozero's MockFactory. Everything that owns a resource (threads,
+the SQLite file, the HTTP server) is closed by :meth:`Runtime.close`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from station.archive import ImageArchive
+from station.camera import make_source
+from station.camera.base import CameraSource, ReopeningSource
+from station.config import StationConfig, load_calibration, load_spec
+from station.encoder import BeltClock
+from station.frames import FrameFeed
+from station.gpio import StationIO, make_pin_factory
+from station.health import cpu_temperature_c, disk_usage
+from station.loop import Station, Versions
+from station.recording import Recorder
+from station.store import QCStore
+from station.trigger import PresenceParams, PresenceTrigger
+from vision.calibration import Calibration
+from vision.pipeline import InspectionContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """A running station and what it owns."""
+
+    config: StationConfig
+    data_dir: Path
+    store: QCStore
+    station: Station
+    io: StationIO
+    archive: ImageArchive
+    recorder: Recorder
+    server: Any | None = None
+    server_thread: threading.Thread | None = None
+    belt: Any | None = None
+    url: str | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    def status(self) -> dict[str, Any]:
+        """Station health plus the machine's: what ``/api/v1/status`` serves."""
+        st = self.station.status()
+        st["archive"] = asdict(self.archive.health())
+        st["disk"] = disk_usage(self.data_dir)
+        st["temperature_c"] = cpu_temperature_c()
+        return st
+
+    def close(self, keep_store: bool = False) -> None:
+        """Stop feeding masks, settle those on the belt, then close everything.
+
+        ``keep_store`` leaves the QC log open so the caller can read final counts.
+        """
+        if self.belt is not None:
+            self.belt.stop_feeding()
+        self.station.stop()
+        if self.belt is not None:
+            self.belt.stop()
+        if self.server is not None:
+            self.server.should_exit = True
+            if self.server_thread is not None:
+                self.server_thread.join(timeout=5)
+        self.io.close()
+        if not keep_store:
+            self.store.close()
+
+
+def resolve_data_dir(config: StationConfig) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    if config.storage.data_dir is not None:
+        path = Path(config.storage.data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path, None
+    tmp = tempfile.TemporaryDirectory(prefix="qc-station-")
+    return Path(tmp.name), tmp
+
+
+def build_runtime(
+    config: StationConfig,
+    *,
+    calibration: Calibration | None = None,
+    source: CameraSource | None = None,
+    pin_factory: Any | None = None,
+    belt: Any | None = None,
+    serve: bool = True,
+) -> Runtime:
+    """Create the store, pins, camera feed, station and (optionally) the web server.
+
+    ``calibration``/``source``/``belt`` are passed by the demo (the simulator knows its
+    own camera); a real line reads the calibration file named in the config.
+    """
+    data_dir, tmp = resolve_data_dir(config)
+    spec = load_spec(config.inspection.spec_path)
+    if calibration is None:
+        if config.inspection.calibration_path is None:
+            raise ValueError(
+                "inspection.calibration_path: required on a real line "
+                "(run `qc-station calibrate` first)"
+            )
+        calibration = load_calibration(config.inspection.calibration_path)
+    ctx = InspectionContext.create(calibration, spec, annotate=config.inspection.annotate)
+    store = QCStore(data_dir / config.storage.db_filename)
+    if pin_factory is None:
+        pin_factory = make_pin_factory(config.gpio.pin_factory)
+    io = StationIO(config.gpio, pin_factory=pin_factory)
+    belt_clock = None
+    if config.gpio.encoder_pin is not None and config.line.encoder_counts_per_mm is not None:
+        belt_clock = BeltClock(
+            config.gpio.encoder_pin,
+            config.line.encoder_counts_per_mm,
+            config.line.encoder_nominal_speed_mm_s,
+            pin_factory=pin_factory,
+        )
+    cam = config.camera
+    inner = source if source is not None else _make_camera(config)
+    reopening = ReopeningSource(
+        inner,
+        stall_timeout_s=cam.stall_timeout_s,
+        backoff_initial_s=cam.backoff_initial_s,
+        backoff_max_s=cam.backoff_max_s,
+    )
+    presence: PresenceTrigger | None = None
+    station_ref: list[Station] = []
+    if config.line.trigger == "presence":
+        pc = config.line.presence
+        presence = PresenceTrigger(
+            PresenceParams(
+                band_top_pct=pc.band_top_pct,
+                band_height_pct=pc.band_height_pct,
+                contrast_levels=pc.contrast_levels,
+                on_fraction=pc.on_fraction,
+                off_fraction=pc.off_fraction,
+            ),
+            fire=lambda t0: station_ref[0].trigger(t0),
+        )
+    feed = FrameFeed(reopening, on_frame=presence.feed if presence else None)
+    versions = Versions(spec=spec.label, calibration=calibration.version)
+    archive = ImageArchive(data_dir / "images", config.storage.archive_quota_mb)
+    recorder = Recorder(config, store, archive, versions)
+    station = Station(
+        config,
+        feed,
+        io,
+        ctx,
+        record=recorder.record,
+        versions=versions,
+        camera_health=lambda: _health_dict(reopening),
+        photo_eye=config.line.trigger == "photo_eye",
+        belt_clock=belt_clock,
+    )
+    station_ref.append(station)
+    rt = Runtime(config, data_dir, store, station, io, archive, recorder, belt=belt, _tmp=tmp)
+    station.start()
+    if belt is not None:
+        belt.start()
+    if serve and config.api.enabled:
+        _serve(rt)
+    return rt
+
+
+def _make_camera(config: StationConfig) -> CameraSource:
+    cam = config.camera
+    if cam.source == "picamera2":
+        return make_source(
+            "picamera2",
+            size_px=(cam.width_px, cam.height_px),
+            lores_size_px=(cam.lores_width_px, cam.lores_height_px),
+            exposure_us=cam.exposure_us,
+            analogue_gain=cam.analogue_gain,
+            colour_gains=cam.colour_gains,
+            frame_rate_fps=cam.frame_rate_fps,
+        )
+    if cam.source == "opencv":
+        device: int | str = int(cam.device) if cam.device.isdigit() else cam.device
+        return make_source(
+            "opencv",
+            target=device,
+            width_px=cam.width_px,
+            height_px=cam.height_px,
+            fps=cam.frame_rate_fps,
+            loop=cam.loop,
+        )
+    if cam.source == "folder":
+        return make_source("folder", folder=cam.folder, loop=cam.loop, fps=cam.frame_rate_fps)
+    raise ValueError(f"camera.source: {cam.source!r} needs the simulator (use `qc-station demo`)")
+
+
+def _health_dict(source: ReopeningSource) -> dict[str, Any]:
+    h = source.health()
+    return {
+        "state": h.state,
+        "fps": round(h.fps, 2),
+        "frames": h.frames,
+        "failures": h.failures,
+        "reopens": h.reopens,
+        "last_frame_age_s": None if h.last_frame_age_s is None else round(h.last_frame_age_s, 3),
+        "last_error": h.last_error,
+    }
+
+
+def _serve(rt: Runtime) -> None:
+    import uvicorn
+
+    from station.api import create_app
+
+    app = create_app(rt.store, station=rt, config=rt.config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=rt.config.api.host, port=rt.config.api.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    rt.server, rt.server_thread = server, thread
+    rt.url = f"http://{rt.config.api.host}:{rt.config.api.port}/"

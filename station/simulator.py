@@ -1,0 +1,309 @@
+"""The simulated line: a belt carrying rendered masks, a photo-eye pin and a camera.
+
+Rendering is pure and lives in ``vision/synth``; this module owns the *time*: where
+each mask is on the belt at a given instant, when the photo-eye sees it (driving a
+gpiozero ``MockPin``, so the station's real trigger path runs), and what the camera
+sees when a frame is taken. The camera is one more :class:`CameraSource`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from gpiozero.pins.mock import MockFactory
+
+from station.camera.base import CameraSource, Frame
+from station.camera.convert import make_lores
+from station.config import StationConfig, load_spec
+from vision.synth import (
+    LookParams,
+    MaskParams,
+    MaskSprite,
+    Renderer,
+    SimCamera,
+    sample_look,
+    sample_mask,
+)
+
+log = logging.getLogger(__name__)
+
+#: Time a simulated frame may take to render on a busy machine, seconds.
+_RENDER_ALLOWANCE_S = 0.5
+
+#: The capture target has the mask centre this far before the image centre, so a frame
+#: that arrives a render time late still holds the whole mask.
+_CAPTURE_LEAD_MM = 30.0
+
+#: Belt thread period, seconds: the photo-eye edge resolution.
+_BELT_TICK_S = 0.001
+
+#: Belt millimetres beyond the view's edge at which a mask is no longer drawn.
+_VIEW_MARGIN_MM = 200.0
+
+
+@dataclass
+class BeltMask:
+    """One mask riding the belt: its parameters, sprite and timing on the monotonic clock."""
+
+    index: int
+    params: MaskParams
+    sprite: MaskSprite
+    defect: str | None
+    enter_s: float  # centre at the spawn line
+    half_extent_y_mm: float
+
+    def center_y_mm(self, t_s: float, spawn_y_mm: float, speed_mm_s: float) -> float:
+        return spawn_y_mm + (t_s - self.enter_s) * speed_mm_s
+
+
+class SimulatedLine:
+    """A conveyor of rendered masks, deterministic by ``simulator.seed``.
+
+    Mask *i* enters at a fixed belt spacing; the photo-eye pin is high while any part
+    of a mask body is over the trigger line. The simulated camera renders the belt at
+    the instant it samples, so frames carry honest timestamps.
+    """
+
+    def __init__(self, config: StationConfig, camera: SimCamera | None = None) -> None:
+        self.config = config
+        self.sim = config.simulator
+        self.spec = load_spec(config.inspection.spec_path)
+        self.sim_camera = camera or SimCamera()
+        self.renderer = Renderer(self.sim_camera)
+        self.calibration = self.sim_camera.calibration()
+        self.pin_factory = MockFactory()
+        self.rng = np.random.default_rng(self.sim.seed)
+        self.look: LookParams = sample_look(np.random.default_rng(self.sim.seed + 1))
+        self.speed = self.sim.belt_speed_mm_s
+        self.trigger_y_mm = -self.sim.trigger_distance_mm
+        self.spawn_y_mm = self.trigger_y_mm - 150.0
+        self.masks: list[BeltMask] = []
+        self.truth: dict[int, BeltMask] = {}
+        self._lock = threading.Lock()
+        self._feeding = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t_start = time.monotonic()
+        self.fed = 0
+        self._ready: queue.Queue[BeltMask] = queue.Queue(maxsize=2)
+        self._feeder: threading.Thread | None = None
+        self.camera = SimulatedCamera(self)
+
+    # -- timing ---------------------------------------------------------------------
+    def capture_delay_ms(self) -> float:
+        return line_timing_ms(self.config)["capture_delay_ms"]
+
+    # -- feeding --------------------------------------------------------------------
+    def _new_mask(self, index: int, enter_s: float) -> BeltMask:
+        defect = None
+        if self.rng.random() < self.sim.defect_rate:
+            kinds = [k for k in SIM_DEFECTS if k != "partial"]
+            defect = str(self.rng.choice(kinds))
+        params = sample_mask(self.rng, self.spec, defect, max_angle_deg=self.sim.max_angle_deg)
+        x_mm = float(self.rng.uniform(-10, 10))
+        params = replace(params, center_mm=(x_mm, 0.0))
+        a = math.radians(params.angle_deg)
+        half_y = (abs(params.width_mm * math.sin(a)) + abs(params.height_mm * math.cos(a))) / 2
+        sprite = self.renderer.make_sprite(params, self.rng, self.spec)
+        return BeltMask(index, params, sprite, defect, enter_s, half_y)
+
+    def start(self) -> None:
+        self._t_start = time.monotonic()
+        self._feeder = threading.Thread(target=self._prepare, name="belt-feeder", daemon=True)
+        self._feeder.start()
+        self._thread = threading.Thread(target=self._run, name="belt", daemon=True)
+        self._thread.start()
+
+    def _prepare(self) -> None:
+        """Render the next masks ahead of time: a sprite costs a few hundred ms, and the
+        belt thread must keep the photo-eye's timing to the millisecond."""
+        index = 0
+        while not self._stop.is_set() and (
+            self.sim.max_masks is None or index < self.sim.max_masks
+        ):
+            mask = self._new_mask(index, 0.0)
+            while not self._stop.is_set():
+                try:
+                    self._ready.put(mask, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            index += 1
+
+    def stop_feeding(self) -> None:
+        self._feeding = False
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in (self._thread, self._feeder):
+            if thread is not None:
+                thread.join(timeout=5)
+
+    def finished(self) -> bool:
+        """True once ``max_masks`` were fed and the last one is past the ejector."""
+        if not self._fed_all():
+            return False
+        with self._lock:
+            return not self.masks
+
+    def _run(self) -> None:
+        """Spawn masks at the belt spacing and drive the photo-eye pin at each edge.
+
+        Edges are computed, not sampled: if this thread wakes late (a busy machine),
+        the mask is held back by the lateness so that the edge the station sees and
+        the mask's position in later frames stay consistent, as on a real belt.
+        """
+        pin = self.pin_factory.pin(self.config.gpio.trigger_pin)
+        on, off = (pin.drive_high, pin.drive_low)
+        if not self.config.gpio.trigger_active_high:
+            on, off = off, on
+        period_s = self.sim.mask_spacing_mm / self.speed
+        next_enter = time.monotonic() + 0.2
+        eject_y = self.sim.eject_distance_mm + _VIEW_MARGIN_MM
+        pending: list[BeltMask] = []  # not yet at the photo-eye
+        covering: list[BeltMask] = []  # under the photo-eye
+        while not self._stop.wait(_BELT_TICK_S):
+            now = time.monotonic()
+            if self._feeding and now >= next_enter and not self._fed_all():
+                try:
+                    mask = self._ready.get_nowait()
+                except queue.Empty:  # renderer behind: leave a gap on the belt
+                    next_enter = now + _BELT_TICK_S
+                    continue
+                mask.enter_s = next_enter
+                with self._lock:
+                    self.masks.append(mask)
+                    self.truth[mask.index] = mask
+                pending.append(mask)
+                self.fed += 1
+                next_enter += period_s
+            for mask in list(pending):
+                travel = self.trigger_y_mm - mask.half_extent_y_mm - self.spawn_y_mm
+                late_s = now - (mask.enter_s + travel / self.speed)
+                if late_s >= 0:
+                    with self._lock:
+                        mask.enter_s += late_s
+                    pending.remove(mask)
+                    covering.append(mask)
+                    on()
+            for mask in list(covering):
+                travel = self.trigger_y_mm + mask.half_extent_y_mm - self.spawn_y_mm
+                if now >= mask.enter_s + travel / self.speed:
+                    covering.remove(mask)
+                    if not covering:
+                        off()
+            with self._lock:
+                self.masks = [
+                    m
+                    for m in self.masks
+                    if m.center_y_mm(now, self.spawn_y_mm, self.speed) < eject_y
+                ]
+
+    def _fed_all(self) -> bool:
+        return self.sim.max_masks is not None and self.fed >= self.sim.max_masks
+
+    # -- what the camera sees -------------------------------------------------------
+    def render_at(self, t_s: float, rng: np.random.Generator) -> np.ndarray:
+        with self._lock:
+            placed = [
+                m.sprite.placed(
+                    center_mm=(
+                        m.params.center_mm[0],
+                        m.center_y_mm(t_s, self.spawn_y_mm, self.speed),
+                    )
+                )
+                for m in self.masks
+            ]
+        visible = [p for p in placed if abs(p.center_mm[1]) < _VIEW_MARGIN_MM]
+        belt_offset_mm = (t_s - self._t_start) * self.speed
+        image, _truth = self.renderer.compose(visible, self.look, rng, belt_offset_mm)
+        return image
+
+
+def line_timing_ms(config: StationConfig) -> dict[str, float]:
+    """Line delays that match the simulated belt's geometry.
+
+    A level mask's leading edge reaches the photo-eye when its centre is half a body
+    height upstream of it. The capture target is half a frame period early, so that
+    the first frame at or after it finds the mask centred on average. A rendered frame
+    arrives a render time after its timestamp, hence the longer frame wait.
+    """
+    sim = config.simulator
+    half_mm = load_spec(config.inspection.spec_path).body.height_mm.nominal / 2
+    to_camera_s = (sim.trigger_distance_mm + half_mm - _CAPTURE_LEAD_MM) / sim.belt_speed_mm_s
+    to_ejector_s = to_camera_s + sim.eject_distance_mm / sim.belt_speed_mm_s
+    period_s = 1.0 / sim.frame_rate_fps
+    return {
+        "capture_delay_ms": max(0.0, (to_camera_s - 0.5 * period_s) * 1000),
+        "eject_delay_ms": to_ejector_s * 1000,
+        # A rendered frame is delivered a render time after it is stamped; allow a few.
+        "frame_wait_ms": (3 * period_s + _RENDER_ALLOWANCE_S) * 1000,
+    }
+
+
+SIM_DEFECTS: tuple[str, ...] = (
+    "dimension",
+    "pleats",
+    "ear_loop",
+    "seam_gap",
+    "seam_offset",
+    "stitch_length",
+    "hole",
+    "stain",
+)
+
+
+class SimulatedCamera(CameraSource):
+    """Frames of the simulated belt at ``camera.frame_rate_fps``, stamped when sampled."""
+
+    def __init__(self, line: SimulatedLine) -> None:
+        super().__init__("simulator")
+        self.line = line
+        self.period_s = 1.0 / line.sim.frame_rate_fps
+        self.lores_width_px = line.config.camera.lores_width_px
+        self._rng = np.random.default_rng(line.sim.seed + 2)
+        self._seq = 0
+        self._next_s = 0.0
+        self._open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def open(self) -> None:
+        self._open = True
+        self._next_s = time.monotonic()
+
+    def close(self) -> None:
+        self._open = False
+
+    def read(self, timeout_s: float) -> Frame | None:
+        if not self._open:
+            return None
+        wait = self._next_s - time.monotonic()
+        if wait > timeout_s:
+            time.sleep(timeout_s)
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        t = time.monotonic()
+        self._next_s = max(self._next_s + self.period_s, t)
+        image = self.line.render_at(t, self._rng)
+        self._seq += 1
+        return Frame(
+            image=image,
+            timestamp_s=t,
+            seq=self._seq,
+            lores=make_lores(image, self.lores_width_px),
+            source=self.name,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"fps_target": 1.0 / self.period_s}

@@ -1,0 +1,182 @@
+"""The inspection loop with gpiozero's MockFactory: fail-safe verdicts and the stack light.
+
+The camera here is a small in-test source over one rendered frame, so each test
+controls exactly when frames arrive; the full simulated line runs in the slow tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from station.actuator import InFlight
+from station.camera.base import CameraSource, Frame, ReopeningSource
+from station.config import load_config
+from station.frames import FrameFeed
+from station.gpio import Light, StationIO
+from station.loop import Station, Versions
+from vision.pipeline import InspectionContext, inspect_frame
+from vision.spec import PrototypeSpec
+from vision.synth import Renderer, SimCamera, sample_look, sample_mask
+from vision.types import InspectionResult
+
+
+@pytest.fixture(scope="module")
+def scene() -> tuple[np.ndarray, InspectionContext]:
+    renderer = Renderer(SimCamera())
+    rng = np.random.default_rng(4)
+    spec = PrototypeSpec()
+    image, _ = renderer.render(
+        [sample_mask(rng, spec, None, max_angle_deg=5)], sample_look(rng), rng
+    )
+    return image, InspectionContext.create(renderer.calibration, spec)
+
+
+class StepSource(CameraSource):
+    """Hands out the same image every ``period_s`` while ``running`` is set."""
+
+    def __init__(self, image: np.ndarray, period_s: float = 0.05) -> None:
+        super().__init__("step")
+        self.image, self.period_s = image, period_s
+        self.running = threading.Event()
+        self.running.set()
+        self._open, self._seq = False, 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def open(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+
+    def read(self, timeout_s: float) -> Frame | None:
+        if not self.running.wait(min(timeout_s, self.period_s)):
+            return None
+        time.sleep(self.period_s)
+        self._seq += 1
+        return Frame(self.image, time.monotonic(), self._seq, source=self.name)
+
+
+def make_station(
+    image: np.ndarray,
+    ctx: InspectionContext,
+    inspector: Callable[[np.ndarray | None, InspectionContext], InspectionResult] = inspect_frame,
+    **line: float,
+) -> tuple[Station, StationIO, StepSource, list[InFlight]]:
+    cfg = load_config(
+        overrides={
+            "line": {
+                "capture_delay_ms": 0.0,
+                "eject_delay_ms": 400.0,
+                "frame_wait_ms": 200.0,
+                **line,
+            },
+            "camera": {"stall_timeout_s": 0.4, "backoff_initial_s": 0.05},
+        }
+    )
+    io = StationIO(cfg.gpio, pin_factory=MockFactory())
+    source = StepSource(image)
+    feed = FrameFeed(ReopeningSource(source, stall_timeout_s=0.4, backoff_initial_s=0.05))
+    settled: list[InFlight] = []
+    station = Station(
+        cfg,
+        feed,
+        io,
+        ctx,
+        record=lambda item, frame: settled.append(item),
+        versions=Versions("spec", "cal"),
+        inspector=inspector,
+    )
+    station.start()
+    return station, io, source, settled
+
+
+def run_one(station: Station, settled: list[InFlight]) -> InFlight:
+    n = len(settled)
+    station.trigger()
+    deadline = time.monotonic() + 5
+    while len(settled) == n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # let the pulse fire
+    return settled[n]
+
+
+def test_a_good_mask_is_accepted_and_pulses_accept(scene) -> None:
+    image, ctx = scene
+    station, io, _src, settled = make_station(image, ctx)
+    try:
+        item = run_one(station, settled)
+    finally:
+        station.stop()
+        io.close()
+    assert item.result is not None and item.result.verdict == "accept", item.result
+    assert item.fired == "accept"
+
+
+def test_slow_inspection_is_rejected_late(scene) -> None:
+    image, ctx = scene
+
+    def slow(img: np.ndarray | None, c: InspectionContext) -> InspectionResult:
+        time.sleep(0.6)
+        return inspect_frame(img, c)
+
+    station, io, _src, settled = make_station(image, ctx, inspector=slow)
+    try:
+        item = run_one(station, settled)
+    finally:
+        station.stop()
+        io.close()
+    assert item.fired == "reject"
+    assert item.result is not None and item.result.defect_codes == ["late"]
+    assert station.actuator.late == 1
+
+
+def test_exception_in_inspection_is_rejected_as_error(scene) -> None:
+    image, ctx = scene
+
+    def broken(img: np.ndarray | None, c: InspectionContext) -> InspectionResult:
+        raise RuntimeError("model session failed")
+
+    station, io, _src, settled = make_station(image, ctx, inspector=broken)
+    try:
+        item = run_one(station, settled)
+    finally:
+        station.stop()
+        io.close()
+    assert item.fired == "reject"
+    assert item.result is not None and item.result.verdict == "error"
+    assert "model session failed" in item.result.message
+
+
+def test_camera_stall_turns_amber_with_fault_then_recovers(scene) -> None:
+    image, ctx = scene
+    station, io, src, settled = make_station(image, ctx)
+    try:
+        time.sleep(0.3)
+        assert io.light is Light.GREEN and not io.fault.value
+        src.running.clear()
+        deadline = time.monotonic() + 3
+        while io.light is not Light.AMBER and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert io.light is Light.AMBER and io.amber.value and io.fault.value
+        assert station.status()["state"] == "warning"
+        item = run_one(station, settled)  # a mask during the stall is rejected, not accepted
+        assert item.fired == "reject" and item.result is not None
+        assert item.result.defect_codes == ["camera"]
+        src.running.set()
+        deadline = time.monotonic() + 3
+        while io.light is not Light.GREEN and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert io.light is Light.GREEN and not io.fault.value
+        assert run_one(station, settled).fired == "accept"
+    finally:
+        station.stop()
+        io.close()

@@ -1,0 +1,142 @@
+"""Pleat count from the folds' creases, across the height of the body.
+
+Each pleat is a fold line running the full width of the body. Where the cloth folds
+over, the light finds a thin dark crease (and usually a shadow on the layer below):
+a *narrow* valley in brightness across the height. Prints are flat colour areas
+whose edges are steps, not narrow valleys, so a valley detector (the row darker than
+the rows ``valley_mm`` above *and* below) ignores them, whatever their angle; and a
+fold's shading darkens every colour channel by the same share, unlike a coloured
+print line, so valleys whose depth differs between channels are dropped. The
+profile is taken in chunks across the width (the folds are not perfectly straight)
+and the chunks are combined by their median, so a print motif or a stain that makes
+a valley in one chunk does not make a pleat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision.edges import BodyFrame
+from vision.rectify import Rectified
+from vision.spec import PrototypeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PleatParams:
+    """Where and how folds are looked for; lengths in mm."""
+
+    #: Columns this far from the short sides are skipped (seams, tacks, loops).
+    side_margin_mm: float = 12.0
+    #: Rows this far beyond the spec's largest seam offset are skipped (the seams).
+    seam_margin_mm: float = 3.0
+    #: Width of the column chunks whose median makes the profile.
+    chunk_mm: float = 16.0
+    #: A crease is darker than the cloth this far above and below it.
+    valley_mm: float = 0.6
+    #: Tolerance on a fold's straightness between chunks.
+    straightness_mm: float = 0.6
+    #: A fold's shading darkens all colour channels alike; a valley deeper in one
+    #: channel than this many times another is print, not a fold.
+    max_channel_ratio: float = 1.4
+    #: A crease darkens the cloth by at least this share of its brightness…
+    min_depth: float = 0.05
+    #: …and stands this many robust sigmas above the profile's noise.
+    min_sigmas: float = 5.0
+    #: Two folds are at least this far apart.
+    min_spacing_mm: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PleatResult:
+    count: int
+    #: Mask y (mm) of each fold found, and its relative depth.
+    folds_mm: tuple[float, ...]
+    depths: tuple[float, ...]
+    #: The valley profile (for diagnostics): mask y of sample 0 and the step.
+    y0_mm: float
+    step_mm: float
+    profile: np.ndarray
+
+
+def fold_profile(
+    rect: Rectified, body: BodyFrame, spec: PrototypeSpec, params: PleatParams
+) -> tuple[np.ndarray, float, float]:
+    """Relative valley depth against mask y: median over width chunks, per channel,
+    kept only where the channels agree (shading is grey, print is colour)."""
+    s = rect.mm_per_px
+    margin = spec.seam.offset_mm.hi + params.seam_margin_mm
+    y0, y1 = margin, body.height_mm - margin
+    x0, x1 = params.side_margin_mm, body.width_mm - params.side_margin_mm
+    ys = np.arange(y0, y1, s)
+    n_chunks = max(int((x1 - x0) // params.chunk_mm), 1)
+    edges_x = np.linspace(x0, x1, n_chunks + 1)
+    d = max(int(round(params.valley_mm / s)), 1)
+    wobble = max(int(round(params.straightness_mm / s)), 0)
+    rows_img, cols_img = rect.shape
+    valleys = []
+    for a, b in zip(edges_x[:-1], edges_x[1:], strict=True):
+        xc = 0.5 * (a + b)
+        # Local (u, v) of the chunk's centre line; the chunk is narrow enough that the
+        # residual rotation only shifts it (resampled below).
+        v = body.mask_to_local(np.stack([np.full_like(ys, xc), ys], axis=1))[:, 1]
+        c0 = int(round(rect.col(body.mask_to_local(np.array([a, ys[0]]))[0])))
+        c1 = int(round(rect.col(body.mask_to_local(np.array([b, ys[0]]))[0])))
+        r0 = int(np.floor(rect.row(v.min()))) - 2
+        r1 = int(np.ceil(rect.row(v.max()))) + 3
+        if c0 < 0 or c1 > cols_img or r0 < 0 or r1 > rows_img or c1 - c0 < 2:
+            continue
+        block = cv2.reduce(rect.image[r0:r1, c0:c1], 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
+        rows = rect.row(v) - r0
+        grid = np.arange(block.shape[0])
+        prof = np.stack([np.interp(rows, grid, block[:, 0, c]) for c in range(3)]).astype(
+            np.float32
+        )
+        level = np.maximum(cv2.blur(prof, (4 * d + 1, 1)), 1.0)
+        rel = prof / level
+        valley = np.zeros_like(rel)
+        valley[:, d:-d] = np.maximum(
+            np.minimum(rel[:, : -2 * d], rel[:, 2 * d :]) - rel[:, d:-d], 0.0
+        )
+        if wobble:
+            valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
+        valleys.append(valley)
+    if not valleys:
+        return np.zeros(len(ys), np.float32), y0, s
+    per_channel = np.median(np.asarray(valleys), axis=0)  # (3, n)
+    lo, hi = per_channel.min(axis=0), per_channel.max(axis=0)
+    grey = hi <= params.max_channel_ratio * np.maximum(lo, 1e-6)
+    return np.where(grey, lo, -lo), y0, s
+
+
+def count_pleats(
+    rect: Rectified, body: BodyFrame, spec: PrototypeSpec, params: PleatParams
+) -> PleatResult:
+    """Number of fold creases across the body's height."""
+    prof, y0, s = fold_profile(rect, body, spec, params)
+    if prof.size < 5:
+        return PleatResult(0, (), (), y0, s, prof)
+    # Valleys of print (channels disagree) come back negative: they count in the
+    # noise level but can never be a fold.
+    mag = np.abs(prof)
+    noise = 1.4826 * float(np.median(np.abs(mag - np.median(mag))))
+    level = max(params.min_depth, float(np.median(mag)) + params.min_sigmas * noise)
+    spacing = max(int(round(params.min_spacing_mm / s)), 1)
+    order = np.argsort(prof)[::-1]
+    taken: list[int] = []
+    for i in order:
+        if prof[i] < level:
+            break
+        if all(abs(int(i) - j) >= spacing for j in taken):
+            taken.append(int(i))
+    taken.sort()
+    return PleatResult(
+        len(taken),
+        tuple(round(y0 + i * s, 2) for i in taken),
+        tuple(round(float(prof[i]), 4) for i in taken),
+        y0,
+        s,
+        prof,
+    )
