@@ -173,7 +173,14 @@ def broker(tmp_path: Path, mosquitto_ok: None) -> Iterator[Mosquitto]:
 class Collector:
     """A paho subscriber with a persistent session that records every message."""
 
-    def __init__(self, port: int, topic: str, client_id: str = "test-collector") -> None:
+    def __init__(
+        self,
+        port: int,
+        topic: str,
+        client_id: str = "test-collector",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         import threading
 
         import paho.mqtt.client as mqtt
@@ -188,6 +195,8 @@ class Collector:
             protocol=mqtt.MQTTv311,
         )
         self.client.reconnect_delay_set(1, 1)
+        if username is not None:
+            self.client.username_pw_set(username, password)
 
         def on_connect(c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
             if not reason.is_failure:

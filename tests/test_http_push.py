@@ -203,11 +203,12 @@ def test_bisection_finds_the_refused_record_and_many_refusals_halt() -> None:
         cfg = HttpSinkConfig.model_validate(_http_config(receiver.url))
         sink = HttpSink(cfg, Identity("st-1", "atelier-a"))
         items = _outbound(8)
-        acked = sink.send(items)  # first half [0..3] goes through
-        assert acked == 4
+        assert sink.send(items) == 4  # 422 on [0..7]: the first half [0..3] goes alone
+        assert sink.send(items[4:]) == 1  # [4..7], [4, 5] refused; [4] alone is fine
         with pytest.raises(RecordRejected) as err:
-            sink.send(items[4:])  # [4] ok then [5] alone refused
-        assert (err.value.index, err.value.status) == (0, 422) or sink.send(items[4:5]) == 1
+            sink.send(items[5:])  # [5..7] -> [5] alone: refused for good
+        assert (err.value.index, err.value.status) == (0, 422)
+        assert sink.send(items[6:]) == 2
         receiver.rule = lambda _body: 400
         with pytest.raises(SinkHalted, match="in a row"):
             for k in range(10):

@@ -48,7 +48,10 @@ def _rect_pose(corners: np.ndarray) -> Pose:
 
 
 def coarse_pose(
-    body_contour_px: np.ndarray, calibration: Calibration, corner_share: float = 0.2
+    body_contour_px: np.ndarray,
+    calibration: Calibration,
+    outline_inset_mm: float = 0.0,
+    corner_share: float = 0.2,
 ) -> Pose:
     """Rectangle fit of the body outline on the belt (mm), robust to corner bumps.
 
@@ -56,6 +59,8 @@ def coarse_pose(
     loops after the opening sticks out at the corners. Each side is then re-placed at
     the median position of the outline points along its middle (``corner_share`` of
     its length skipped at each end), which those bumps do not reach.
+    ``outline_inset_mm`` is how far inside the true edge the outline's pixels lie in
+    total across the body (one coarse pixel: half a pixel on each side).
     """
     outline_mm = calibration.px_to_mm(body_contour_px)
     first = _rect_pose(order_corners(cv2.boxPoints(cv2.minAreaRect(outline_mm.astype(np.float32)))))
@@ -76,6 +81,6 @@ def coarse_pose(
     return Pose(
         center_mm=(float(centre[0]), float(centre[1])),
         angle_deg=first.angle_deg,
-        width_mm=right - left,
-        height_mm=bottom - top,
+        width_mm=right - left + outline_inset_mm,
+        height_mm=bottom - top + outline_inset_mm,
     )

@@ -31,7 +31,7 @@ class RectifyParams:
     #: Belt kept beyond the long sides (edge search window and a little belt).
     margin_mm: float = 6.0
     #: Belt kept beyond the short sides, where the ear loops lie.
-    loop_margin_mm: float = 45.0
+    loop_margin_mm: float = 24.0
     #: Spacing of the exactly computed map nodes, in output pixels.
     lattice_step_px: int = 16
 

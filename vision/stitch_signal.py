@@ -1,0 +1,140 @@
+"""One-dimensional signal helpers of the stitching check (pure NumPy, no images).
+
+Kept apart from :mod:`vision.stitching` (which cuts the bands out of the rectified
+image and decides where the seam runs) so that each can be read, and tested, alone.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def parabola(y: np.ndarray, k: int) -> float:
+    """Sub-sample offset (−0.5…0.5) of the maximum at ``k`` from a parabola through
+    its neighbours; 0 when ``k`` is not a strict maximum."""
+    y0, y1, y2 = float(y[k - 1]), float(y[k]), float(y[k + 1])
+    den = y0 - 2 * y1 + y2
+    return float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+
+def peaks_2d(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-row position of each column's maximum and its ratio to the column median.
+
+    ``profiles`` is (rows, columns); a [¼ ½ ¼] smoothing along the rows first.
+    """
+    e = profiles.astype(np.float32)
+    sm = e.copy()
+    sm[1:-1] = 0.25 * e[:-2] + 0.5 * e[1:-1] + 0.25 * e[2:]
+    inner = sm[1:-1]
+    k = np.argmax(inner, axis=0) + 1
+    cols = np.arange(sm.shape[1])
+    y0, y1, y2 = sm[k - 1, cols], sm[k, cols], sm[k + 1, cols]
+    den = y0 - 2 * y1 + y2
+    off = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
+    med = np.median(sm, axis=0)
+    snr = y1 / np.maximum(med, 1e-6)
+    return k + np.clip(off, -0.5, 0.5), snr
+
+
+def spectrum(signal: np.ndarray, size: int) -> np.ndarray:
+    """Normalised power spectrum (Hann window, zero-padded to ``size``)."""
+    n = len(signal)
+    z = (signal - signal.mean()) * np.hanning(n)
+    power = np.abs(np.fft.rfft(z, size)) ** 2
+    return power / max(float(power.sum()), 1e-12)
+
+
+def pick_period(
+    power: np.ndarray, size: int, lo_px: float, hi_px: float, harmonics: int
+) -> tuple[float, float]:
+    """Stitch period (px) from a power spectrum, and its harmonic score.
+
+    Needle holes make the stitch signal pulse-like: a line at the stitch frequency
+    *and* at its first multiples. A beat with the pixel grid or a print's period is
+    a lone line. Each spectral peak in the search band is therefore scored by the
+    geometric mean of the power at its first ``harmonics`` multiples (those below the
+    sampling limit); the best-scored peak is the stitch frequency, interpolated
+    between bins.
+    """
+    freq = np.arange(power.size) / size  # cycles per px
+    band = (freq >= 1.0 / hi_px) & (freq <= 1.0 / lo_px)
+    idx = np.flatnonzero(band)
+    if idx.size < 3 or idx[0] < 1 or idx[-1] >= power.size - 1:
+        return float("nan"), 0.0
+    seg = power[idx[0] - 1 : idx[-1] + 2]
+    is_peak = (seg[1:-1] > seg[:-2]) & (seg[1:-1] >= seg[2:])
+    cand = idx[is_peak]
+    if cand.size == 0:
+        return float("nan"), 0.0
+    cand = cand[np.argsort(power[cand])[::-1][:24]]
+    floor = max(float(np.median(power[idx])), 1e-12)
+    limit = min(int(0.4 * size), power.size - 2)  # beyond 0.4 cycles/px: blurred away
+    best, best_score = int(cand[0]), -np.inf
+    for c in cand:
+        js = int(c) * np.arange(1, harmonics + 1)
+        js = js[js < limit]
+        logs = [
+            np.log(max(float(power[j - w : j + w + 1].max()), floor) / floor)
+            for j in js
+            for w in (max(round(0.02 * j), 1),)
+        ]
+        score = float(np.mean(logs)) if logs else -np.inf
+        if score > best_score:
+            best, best_score = int(c), score
+    f0 = (best + parabola(power, best)) / size
+    return 1.0 / f0, float(np.exp(best_score))
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of every run of True."""
+    padded = np.concatenate([[False], mask, [False]])
+    d = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return list(zip(d[::2].tolist(), d[1::2].tolist(), strict=True))
+
+
+def bare_runs(no_thread: np.ndarray, min_run: int) -> list[tuple[int, int]]:
+    """Stretches without thread; thread runs shorter than ``min_run`` between two
+    bare stretches (a loose end, a curl of thread) count as bare."""
+    bare = no_thread.copy()
+    for a, b in runs(~bare):
+        if b - a < min_run and a > 0 and b < len(bare):
+            bare[a:b] = True
+    return runs(bare)
+
+
+def thread_presence(
+    line: np.ndarray,
+    core: np.ndarray,
+    above: np.ndarray,
+    below: np.ndarray,
+    window: int,
+    share: float,
+    min_contrast: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thread presence along the seam row (0 none … 1 full) and where it can be judged.
+
+    ``line`` is the thin-line response per column; ``core``/``above``/``below`` are
+    (columns, channels): the seam row and the cloth on both sides of it. The thread's
+    colour is the row's median (stitches cover most of it). At each column the
+    response a thread *would* give is the contrast between that colour and the cloth
+    on both sides (same direction, best channel); presence is the observed response
+    over that, so a thread over a dark print counts as fully there even though it
+    stands out less than over plain cloth. Where the cloth on both sides is within
+    ``share`` of the usual contrast of the thread's colour (a print of the thread's
+    colour, a print edge) a missing thread could not be seen: not judged. If the
+    thread hardly stands out anywhere (white on white), every column is judged.
+    """
+    thread = np.median(core, axis=0)
+    da, db = above - thread, below - thread
+    both = np.where(np.sign(da) == np.sign(db), np.minimum(np.abs(da), np.abs(db)), 0.0)
+    expected = both.max(axis=1).astype(np.float32)
+    usual = float(np.median(expected))
+    k = np.ones((1, window), np.float32) / window
+    obs = cv2.filter2D(line.astype(np.float32)[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
+    exp = cv2.filter2D(expected[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
+    if usual < min_contrast:
+        ratio = obs / max(float(np.median(obs)), 1e-6)
+        return np.clip(ratio, 0.0, 1.0), np.ones(len(line), bool)
+    ratio = np.clip(obs / np.maximum(exp, 1e-6), 0.0, 1.0)
+    return ratio, exp >= share * usual
