@@ -39,6 +39,10 @@ class InFlight:
     deadline_s: float
     mask_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Recipe in force when the mask was triggered: its row carries these, even if a
+    #: batch change happens while it is on the belt.
+    spec_label: str | None = None
+    batch_id: str | None = None
     result: InspectionResult | None = None
     settled_by: str | None = None  # "inspection" | "late" | "forced"
     recorded: bool = False
@@ -144,14 +148,26 @@ class Actuator:
         """Now, on the belt clock (take it at the trigger edge and pass it to track)."""
         return self._clock()
 
-    def track(self, t0_s: float, belt_t0: float | None = None) -> InFlight:
+    def track(
+        self,
+        t0_s: float,
+        belt_t0: float | None = None,
+        *,
+        spec_label: str | None = None,
+        batch_id: str | None = None,
+    ) -> InFlight:
         """Register a triggered mask; its deadline counts from its trigger instant.
 
         ``belt_t0`` is :meth:`belt_position` taken at the trigger edge; it defaults to
         ``t0_s``, which is right when the belt clock is the monotonic clock.
         """
         start = t0_s if belt_t0 is None else belt_t0
-        item = InFlight(t0_s=t0_s, deadline_s=start + self.eject_delay_s)
+        item = InFlight(
+            t0_s=t0_s,
+            deadline_s=start + self.eject_delay_s,
+            spec_label=spec_label,
+            batch_id=batch_id,
+        )
         with self._cond:
             if len(self.in_flight) >= self.max_in_flight:
                 self.overflows += 1
@@ -240,7 +256,7 @@ class Actuator:
         for callback in self.on_fired:
             try:
                 callback(item)
-            except Exception:  # noqa: BLE001 - observers must not stop the ejector clock
+            except Exception:
                 log.exception("on_fired callback failed")
         if self._poll_s is None:
             with self._cond:

@@ -12,7 +12,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from station.frames import FrameFeed
 from station.gpio import Light, StationIO
 from station.systemd import Notifier
 from vision.pipeline import InspectionContext, inspect_frame
+from vision.spec import PrototypeSpec
 from vision.types import Defect, InspectionResult
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,17 @@ class LoopStats:
         if not self.latencies_ms:
             return None
         return float(np.percentile(np.fromiter(self.latencies_ms, float), q))
+
+
+def calibration_age_days(created: str) -> float | None:
+    """Days since the calibration was written (None when it carries no date)."""
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return round((datetime.now(UTC) - when).total_seconds() / 86400, 1)
 
 
 def camera_fault_result(message: str) -> InspectionResult:
@@ -99,6 +112,8 @@ class Station:
         self._record = record
         self._camera_health = camera_health
         self.notifier = notifier or Notifier()
+        self._recipe_lock = threading.Lock()
+        self.batch_id: str | None = None
         self.photo_eye = photo_eye
         self._frames_for: dict[str, Frame | None] = {}
         self.actuator = Actuator(
@@ -167,11 +182,12 @@ class Station:
                 t0, belt_t0 = self._triggers.get(timeout=0.2)
             except queue.Empty:
                 continue
-            item = self.actuator.track(t0, belt_t0)
+            ctx, spec_label, batch_id = self._recipe()
+            item = self.actuator.track(t0, belt_t0, spec_label=spec_label, batch_id=batch_id)
             target = t0 + line.capture_delay_ms / 1000
             wait_s = max(0.0, target - time.monotonic()) + line.frame_wait_ms / 1000
             frame = self.feed.wait_frame_at_or_after(target, wait_s)
-            result = self._inspect(frame)
+            result = self._inspect(frame, ctx)
             self._frames_for[item.mask_id] = frame
             if not self.actuator.settle(item, result):
                 log.warning(
@@ -182,7 +198,7 @@ class Station:
                 )
             self._frames_for.pop(item.mask_id, None)
 
-    def _inspect(self, frame: Frame | None) -> InspectionResult:
+    def _inspect(self, frame: Frame | None, ctx: InspectionContext) -> InspectionResult:
         if frame is None:
             self.stats.camera_misses += 1
             return camera_fault_result("no fresh camera frame for this mask")
@@ -192,7 +208,7 @@ class Station:
                 verdict="error", defects=[Defect(code="error", message=msg)], message=msg
             )
         try:
-            result = self.inspector(frame.image, self.ctx)
+            result = self.inspector(frame.image, ctx)
         except Exception as exc:
             log.exception("inspection raised")
             msg = f"{type(exc).__name__}: {exc}"
@@ -221,6 +237,22 @@ class Station:
             except Exception:
                 log.exception("settled callback failed")
 
+    def set_recipe(self, spec: PrototypeSpec | None, batch_id: str | None) -> None:
+        """Measure the next masks against ``spec`` in batch ``batch_id`` (no restart).
+
+        A mask takes the recipe in force when it is triggered and keeps it to its row,
+        so masks already on the belt at a batch change stay in the batch they began in.
+        """
+        with self._recipe_lock:
+            if spec is not None:
+                self.ctx = replace(self.ctx, spec=spec)
+                self.versions.spec = spec.label
+            self.batch_id = batch_id
+
+    def _recipe(self) -> tuple[InspectionContext, str, str | None]:
+        with self._recipe_lock:
+            return self.ctx, self.versions.spec, self.batch_id
+
     # -- health ----------------------------------------------------------------------
     def _watchdog(self) -> None:
         """Amber light while the camera is stalled; green again when frames return."""
@@ -244,8 +276,15 @@ class Station:
             "workshop": self.config.station.workshop,
             "uptime_s": round(time.monotonic() - self.started_mono_s, 1),
             "camera": {"source": self.config.camera.source, **cam},
-            "spec": {"version": self.versions.spec},
-            "calibration": {"version": self.versions.calibration},
+            "spec": {
+                "name": self.ctx.spec.spec.name,
+                "version": self.ctx.spec.spec.version,
+                "label": self.versions.spec,
+            },
+            "calibration": {
+                "version": self.versions.calibration,
+                "age_days": calibration_age_days(self.ctx.calibration.created),
+            },
             "model": {"version": self.versions.model},
             "latency_ms": {
                 "p50": self.stats.percentile(50),

@@ -45,13 +45,6 @@ class Recorder:
         self.archive = archive
         self.versions = versions
         self._sample = sample or random.Random()
-        self._batch_id: str | None = None
-        self.refresh_batch()
-
-    def refresh_batch(self) -> None:
-        """Re-read the open batch (called at start and whenever a batch changes)."""
-        batch = self.store.current_batch()
-        self._batch_id = batch.id if batch else None
 
     def _keep_images(self, item: InFlight) -> bool:
         result = item.result
@@ -85,8 +78,8 @@ class Recorder:
             result,
             station_id=self.config.station.station_id,
             workshop=self.config.station.workshop,
-            batch_id=self._batch_id,
-            spec_version=self.versions.spec,
+            batch_id=item.batch_id,
+            spec_version=item.spec_label or self.versions.spec,
             model_version=self.versions.model,
             calibration_version=self.versions.calibration,
             t0_mono_s=item.t0_s,

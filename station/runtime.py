@@ -8,28 +8,42 @@ the SQLite file, the HTTP server) is closed by :meth:`Runtime.close`.
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from station.archive import ImageArchive
+from station.auth import load_or_create_token, token_path
 from station.camera import make_source
 from station.camera.base import CameraSource, ReopeningSource
 from station.config import StationConfig, load_calibration, load_spec
 from station.encoder import BeltClock
+from station.events import EventBus, attach_store
 from station.frames import FrameFeed
 from station.gpio import StationIO, make_pin_factory
 from station.health import cpu_temperature_c, disk_usage
 from station.loop import Station, Versions
+from station.recipes import load_recipe
 from station.recording import Recorder
-from station.store import QCStore
+from station.store import Batch, QCStore
 from station.trigger import PresenceParams, PresenceTrigger
 from vision.calibration import Calibration
 from vision.pipeline import InspectionContext
+from vision.spec import PrototypeSpec
 
 log = logging.getLogger(__name__)
+
+#: Width and JPEG quality of the live preview frames.
+LIVE_WIDTH_PX = 960
+LIVE_JPEG_QUALITY = 75
+
+#: Interpreter thread switch interval for a running station, seconds.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass
@@ -47,7 +61,42 @@ class Runtime:
     server_thread: threading.Thread | None = None
     belt: Any | None = None
     url: str | None = None
+    events: EventBus = field(default_factory=EventBus)
+    _overlay_jpeg: tuple[Any, bytes] | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def spec(self) -> PrototypeSpec:
+        """The prototype the next masks are measured against."""
+        return self.station.ctx.spec
+
+    def last_overlay_jpeg(self) -> bytes | None:
+        """The last annotated frame as a small JPEG, encoded once per new frame."""
+        overlay = self.station.last_overlay
+        if overlay is None:
+            return None
+        cached = self._overlay_jpeg
+        if cached is not None and cached[0] is overlay:
+            return cached[1]
+        scale = min(1.0, LIVE_WIDTH_PX / overlay.shape[1])
+        small = (
+            cv2.resize(overlay, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else overlay
+        )
+        ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, LIVE_JPEG_QUALITY])
+        if not ok:
+            return None
+        self._overlay_jpeg = (overlay, buf.tobytes())
+        return self._overlay_jpeg[1]
+
+    def image_path(self, inspection_id: str, kind: str) -> Path | None:
+        """The archived JPEG of an inspection, resolved inside the archive only."""
+        record = self.store.get(inspection_id)
+        if record is None:
+            return None
+        relative = record["image_raw_path" if kind == "raw" else "image_annotated_path"]
+        return self.archive.resolve(relative) if relative else None
 
     def status(self) -> dict[str, Any]:
         """Station health plus the machine's: what ``/api/v1/status`` serves."""
@@ -56,6 +105,29 @@ class Runtime:
         st["disk"] = disk_usage(self.data_dir)
         st["temperature_c"] = cpu_temperature_c()
         return st
+
+    def start_batch(
+        self,
+        workshop: str | None = None,
+        order_number: str | None = None,
+        spec_name: str | None = None,
+    ) -> Batch:
+        """Open a batch (closing the open one) and switch the recipe, without a restart."""
+        spec = load_recipe(spec_name) if spec_name else None
+        batch = self.store.start_batch(
+            workshop or self.config.station.workshop,
+            order_number=order_number,
+            spec_name=spec.spec.name if spec else self.station.ctx.spec.spec.name,
+            close_previous=True,
+        )
+        self.station.set_recipe(spec, batch.id)
+        return batch
+
+    def close_batch(self) -> Batch:
+        """Close the open batch; masks are counted outside any batch until the next."""
+        batch = self.store.close_batch()
+        self.station.set_recipe(None, None)
+        return batch
 
     def close(self, keep_store: bool = False) -> None:
         """Stop feeding masks, settle those on the belt, then close everything.
@@ -67,6 +139,7 @@ class Runtime:
         self.station.stop()
         if self.belt is not None:
             self.belt.stop()
+        self.events.close()  # ends open SSE/MJPEG streams so uvicorn can stop
         if self.server is not None:
             self.server.should_exit = True
             if self.server_thread is not None:
@@ -99,8 +172,19 @@ def build_runtime(
     ``calibration``/``source``/``belt`` are passed by the demo (the simulator knows its
     own camera); a real line reads the calibration file named in the config.
     """
+    # The ejector thread must win the GIL within a millisecond or two of its deadline,
+    # even while the camera and inspection threads run Python code: shorten the
+    # interpreter's thread switch interval from its 5 ms default.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     data_dir, tmp = resolve_data_dir(config)
-    spec = load_spec(config.inspection.spec_path)
+    store = QCStore(data_dir / config.storage.db_filename)
+    open_batch = store.current_batch()
+    # A batch left open by the previous run keeps its recipe across the restart.
+    spec = (
+        load_recipe(open_batch.spec_name)
+        if open_batch is not None and open_batch.spec_name
+        else load_spec(config.inspection.spec_path)
+    )
     if calibration is None:
         if config.inspection.calibration_path is None:
             raise ValueError(
@@ -109,7 +193,6 @@ def build_runtime(
             )
         calibration = load_calibration(config.inspection.calibration_path)
     ctx = InspectionContext.create(calibration, spec, annotate=config.inspection.annotate)
-    store = QCStore(data_dir / config.storage.db_filename)
     if pin_factory is None:
         pin_factory = make_pin_factory(config.gpio.pin_factory)
     io = StationIO(config.gpio, pin_factory=pin_factory)
@@ -158,8 +241,10 @@ def build_runtime(
         photo_eye=config.line.trigger == "photo_eye",
         belt_clock=belt_clock,
     )
+    station.set_recipe(None, open_batch.id if open_batch else None)
     station_ref.append(station)
     rt = Runtime(config, data_dir, store, station, io, archive, recorder, belt=belt, _tmp=tmp)
+    attach_store(rt.events, store)
     station.start()
     if belt is not None:
         belt.start()
@@ -213,9 +298,18 @@ def _serve(rt: Runtime) -> None:
 
     from station.api import create_app
 
-    app = create_app(rt.store, station=rt, config=rt.config)
+    token, created = load_or_create_token(rt.data_dir, rt.config.api.token)
+    if created:
+        print(f"jeton superviseur (gardé dans {token_path(rt.data_dir)}) : {token}", flush=True)
+    app = create_app(rt.store, station=rt, config=rt.config, token=token)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=rt.config.api.host, port=rt.config.api.port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=rt.config.api.host,
+            port=rt.config.api.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
     )
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()

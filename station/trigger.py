@@ -51,8 +51,8 @@ class PresenceTrigger:
 
     def _band(self, lores: np.ndarray) -> np.ndarray:
         h = lores.shape[0]
-        top = int(round(h * self.params.band_top_pct / 100))
-        height = max(1, int(round(h * self.params.band_height_pct / 100)))
+        top = round(h * self.params.band_top_pct / 100)
+        height = max(1, round(h * self.params.band_height_pct / 100))
         return lores[top : top + height]
 
     def feed(self, frame: Frame) -> None:

@@ -91,7 +91,11 @@ def test_jsonl_carries_identity_and_versions(store: QCStore, tmp_path: Path) -> 
     assert [r["id"] for r in lines] == [r.id for r in recs]  # oldest first
     first = lines[0]
     assert list(first) == list(FIELD_NAMES)
-    assert (first["station_id"], first["workshop"], first["batch_id"]) == ("st-1", "atelier-a", "B1")
+    assert (first["station_id"], first["workshop"], first["batch_id"]) == (
+        "st-1",
+        "atelier-a",
+        "B1",
+    )
     assert first["spec_version"] == "resilience-adult-1"
     assert first["model_version"] == "clf-1"
     assert first["calibration_version"] == "cal-20250301-abcd1234"
@@ -151,7 +155,9 @@ def _cli(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_cli_export_french_excel(store: QCStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_french_excel(
+    store: QCStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fill(store, 3, message="+33 6 00 00 00 00")
     out = tmp_path / "fr.csv"
     args = _cli(

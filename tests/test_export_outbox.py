@@ -100,7 +100,8 @@ def test_quota_evicts_oldest_and_requeue_brings_them_back(store: QCStore) -> Non
     assert [i.inspection["id"] for i in box.pending("s")] == [r.id for r in recs[15:]]
     assert box.evict_over_quota(10**9) == 0
     n = box.requeue(
-        since=recs[0].ts_utc, until=recs[15].ts_utc  # exactly the evicted range
+        since=recs[0].ts_utc,
+        until=recs[15].ts_utc,  # exactly the evicted range
     )
     assert n == 15
     assert len(box.pending("s", limit=100)) == 20

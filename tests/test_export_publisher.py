@@ -32,7 +32,11 @@ IDENT = Identity(station_id="st-1", workshop="atelier-a")
 
 def _cfg(name: str, batch: int = 10) -> SimpleNamespace:
     return SimpleNamespace(
-        name=name, batch_size_records=batch, backoff_initial_s=0.01, backoff_max_s=0.05, enabled=True
+        name=name,
+        batch_size_records=batch,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        enabled=True,
     )
 
 

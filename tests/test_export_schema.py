@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from test_export_support import REPO_ROOT, fill, make_record
 
+from station.export.files import export_records
 from station.export.schema import (
     FIELD_NAMES,
     SCHEMA_FILENAME,
@@ -16,7 +17,6 @@ from station.export.schema import (
     json_schema_text,
     to_export_record,
 )
-from station.export.files import export_records
 from station.store import InspectionRecord, QCStore
 
 SCHEMA_PATH = REPO_ROOT / "docs" / "schema" / SCHEMA_FILENAME
@@ -25,7 +25,7 @@ SCHEMA_PATH = REPO_ROOT / "docs" / "schema" / SCHEMA_FILENAME
 def test_schema_file_is_generated_from_the_code() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == json_schema_text(), (
         "docs/schema is stale: regenerate with python -c 'from station.export.schema import "
-        "json_schema_text; print(json_schema_text(), end=\"\")' > " + str(SCHEMA_PATH)
+        'json_schema_text; print(json_schema_text(), end="")\' > ' + str(SCHEMA_PATH)
     )
 
 
@@ -41,7 +41,7 @@ def test_schema_requires_identity_versions_and_uuid() -> None:
         "calibration_version",
         "schema_version",
     } <= required
-    assert SCHEMA_FILENAME == f"qc-inspection-v{SCHEMA_VERSION.split('.')[0]}.json"
+    assert f"qc-inspection-v{SCHEMA_VERSION.split('.')[0]}.json" == SCHEMA_FILENAME
 
 
 def test_exported_records_validate(tmp_path: Path, in_ci: bool) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,10 @@ def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -
         time.sleep(0.02)
 
 
+#: As root mosquitto drops to user "mosquitto", who cannot read pytest's 0700 tmp dirs.
+_USER_LINE = "user root\n" if os.geteuid() == 0 else ""
+
+
 class Mosquitto:
     """A mosquitto broker in the foreground, with persistence, on a fixed port.
 
@@ -111,7 +116,7 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         base = (
-            f"listener {self.port} 127.0.0.1\n"
+            _USER_LINE + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir / 'data'}/\n"
@@ -126,7 +131,7 @@ class Mosquitto:
         broker = cls.__new__(cls)
         broker.workdir, broker.port = workdir, port
         broker.conf = workdir / "mosquitto.conf"
-        broker.conf.write_text(conf_text)
+        broker.conf.write_text(_USER_LINE + conf_text)
         broker.proc = None
         return broker
 
@@ -154,8 +159,8 @@ class Mosquitto:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-@pytest.fixture
-def mosquitto_ok(in_ci: bool) -> None:
+def check_mosquitto(in_ci: bool) -> None:
+    """Skip, or fail in CI, without the mosquitto binary or paho-mqtt."""
     require(shutil.which("mosquitto") is not None, "mosquitto", in_ci)
     try:
         import paho.mqtt.client  # noqa: F401
@@ -163,11 +168,15 @@ def mosquitto_ok(in_ci: bool) -> None:
         require(False, "paho-mqtt", in_ci)
 
 
-@pytest.fixture
-def broker(tmp_path: Path, mosquitto_ok: None) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path / "broker").start()
-    yield server
-    server.stop()
+@contextmanager
+def running_broker(workdir: Path, in_ci: bool) -> Iterator[Mosquitto]:
+    """A plain broker for one test (each test module wraps this in a fixture)."""
+    check_mosquitto(in_ci)
+    server = Mosquitto(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class Collector:
@@ -226,6 +235,22 @@ class Collector:
         self.client.loop_stop()
 
 
+def make_tls(dir_: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=dir_)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (dir_ / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    return dir_ / "ca.pem", dir_ / "server.pem", dir_ / "server.key"
+
+
 class Postgres:
     """A throw-away PostgreSQL cluster (initdb refuses root: run as ``postgres``)."""
 
@@ -262,21 +287,26 @@ class Postgres:
 
     def stop(self) -> None:
         try:
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+            self._run(
+                str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"
+            )
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres(in_ci: bool) -> Iterator[Postgres]:
+@contextmanager
+def running_postgres(in_ci: bool) -> Iterator[Postgres]:
+    """A throw-away cluster for one test; skip (fail in CI) without PostgreSQL/psycopg."""
     require((PG_BIN / "initdb").exists(), "postgresql (initdb)", in_ci)
     try:
         import psycopg  # noqa: F401
     except ImportError:
         require(False, "psycopg", in_ci)
     server = Postgres().start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def test_make_record_is_valid_and_fill_writes_rows(tmp_path: Path) -> None:

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_export_support import (  # noqa: F401 - fixtures
+from test_export_support import (
     REPO_ROOT,
     Collector,
     Mosquitto,
-    broker,
+    check_mosquitto,
     fill,
     make_record,
-    mosquitto_ok,
+    make_tls,
+    running_broker,
     wait_for,
 )
 
@@ -28,6 +29,12 @@ from station.export.config import ExportConfig
 from station.export.publisher import Publisher
 from station.store import QCStore
 from station.store.outbox import Outbox
+
+
+@pytest.fixture
+def broker(tmp_path: Path, in_ci: bool) -> Iterator[Mosquitto]:
+    with running_broker(tmp_path / "broker", in_ci) as server:
+        yield server
 
 
 def _mqtt(port: int, **kw: Any) -> dict[str, Any]:
@@ -83,6 +90,8 @@ def test_broker_outage_mid_run_all_n_arrive_once_after_dedup_in_order(
         broker.stop()  # outage mid-run
         time.sleep(1.0)
         assert all(pub.health()["sinks"]["broker"]["connected"] is False for pub in pubs)
+        held = sum(Outbox(s).stats().count for s in stores.values())
+        assert held > 0  # the line kept logging; those records wait in the outboxes
         broker.start()  # same port, same persistence
         for line in lines:
             line.join()
@@ -161,7 +170,7 @@ def test_last_will_offline_when_the_station_dies(tmp_path: Path, broker: Mosquit
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "up"
-        wait_for(lambda: (b"online" in [p for _, p, _ in watcher.snapshot()]), what="online")
+        wait_for(lambda: b"online" in [p for _, p, _ in watcher.snapshot()], what="online")
         child.kill()
         wait_for(lambda: watcher.snapshot()[-1][1] == b"offline", what="last will")
     finally:
@@ -171,31 +180,16 @@ def test_last_will_offline_when_the_station_dies(tmp_path: Path, broker: Mosquit
 
 
 # -- TLS and credentials ------------------------------------------------------------
-def _make_tls(dir_: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI)."""
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=dir_)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
-    (dir_ / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
-    return dir_ / "ca.pem", dir_ / "server.pem", dir_ / "server.key"
-
-
 @pytest.fixture
-def tls_broker(tmp_path: Path, mosquitto_ok: None) -> Iterator[tuple[Mosquitto, int, Path]]:
+def tls_broker(tmp_path: Path, in_ci: bool) -> Iterator[tuple[Mosquitto, int, Path]]:
     import shutil
 
+    check_mosquitto(in_ci)
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
     work = tmp_path / "tls"
     work.mkdir()
-    ca, cert, key = _make_tls(work)
+    ca, cert, key = make_tls(work)
     pwfile = work / "passwd"
     pwfile.write_text("station:s3cret\ncentral:c3ntral\n")
     subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True, capture_output=True)

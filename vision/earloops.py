@@ -29,7 +29,7 @@ class LoopParams:
     #: The zone starts this far outside the short side (clear of its edge)…
     edge_clear_mm: float = 1.5
     #: …and reaches this far (within the rectified image's loop margin).
-    reach_mm: float = 23.0
+    reach_mm: float = 19.0
     #: Zones are analysed at this scale (cords are ~3 mm wide).
     zone_mm_per_px: float = 0.4
     #: Structuring element of the top-hat / black-hat: wider than a cord.
@@ -76,10 +76,18 @@ def _zone(
     a = np.vstack([body.mask_to_rect_affine(rect), [0, 0, 1]])
     m = (a @ np.vstack([zone_to_mask, [0, 0, 1]]))[:2]
     zone = cv2.warpAffine(
-        rect.gray, m, (nx, ny), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        rect.image, m, (nx, ny), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    return zone, zone_to_mask
+    return cv2.cvtColor(zone, cv2.COLOR_BGR2GRAY), zone_to_mask
+
+
+def _stats_u8(values: np.ndarray) -> tuple[float, float]:
+    """Median and robust sigma (from the interquartile range) of uint8 values."""
+    cdf = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    n = cdf[-1]
+    q1, med, q3 = np.searchsorted(cdf, [0.25 * n, 0.5 * n, 0.75 * n])
+    return float(med), float(q3 - q1) / 1.349
 
 
 def cord_mask(zone: np.ndarray, params: LoopParams) -> np.ndarray:
@@ -90,23 +98,24 @@ def cord_mask(zone: np.ndarray, params: LoopParams) -> np.ndarray:
     Pixels outside the camera's view (exact black from the rectifier) are ignored.
     """
     outside = zone == 0
-    work = zone.copy()
+    work = zone
     if outside.any():
-        work[outside] = np.uint8(np.median(zone[~outside])) if (~outside).any() else 0
+        work = zone.copy()
+        work[outside] = np.uint8(_stats_u8(zone[~outside])[0]) if (~outside).any() else 0
     k = max(int(round(params.hat_mm / params.zone_mm_per_px)) | 1, 3)
-    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    se = np.ones((k, k), np.uint8)  # square: separable, and wider than any cord
     top = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
     black = cv2.morphologyEx(work, cv2.MORPH_BLACKHAT, se)
-    resp = cv2.GaussianBlur(cv2.max(top, black).astype(np.float32), (0, 0), 1.0)
-    resp[cv2.dilate(outside.astype(np.uint8), se) > 0] = 0.0
-    med = float(np.median(resp))
-    noise = 1.4826 * float(np.median(np.abs(resp - med)))
-    strong = med + max(params.min_sigmas * noise, params.min_levels)
-    weak = med + max(0.5 * params.min_sigmas * noise, 0.5 * params.min_levels)
+    resp = cv2.GaussianBlur(cv2.max(top, black), (0, 0), 1.0)
+    if outside.any():
+        resp[cv2.dilate(outside.astype(np.uint8), se) > 0] = 0
+    med, sigma = _stats_u8(resp)
+    strong = med + max(params.min_sigmas * sigma, params.min_levels)
+    weak = med + max(0.5 * params.min_sigmas * sigma, 0.5 * params.min_levels)
     low = (resp > weak).astype(np.uint8)
-    n, labels, _stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    n, labels = cv2.connectedComponents(low, connectivity=8)
     seeded = np.zeros(n, bool)
-    seeded[np.unique(labels[resp > strong])] = True
+    seeded[labels[resp > strong]] = True
     seeded[0] = False
     return seeded[labels].astype(np.uint8)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from vision.rectify import Rectified
@@ -36,7 +37,7 @@ class EdgeParams:
     #: Long sides: length skipped at each end (rounded corners, loop cords).
     corner_exclusion_mm: float = 8.0
     #: Short sides: length skipped at each end (ear-loop attachments and bar tacks).
-    loop_zone_mm: float = 14.0
+    loop_zone_mm: float = 11.0
     #: The edge is the first gradient peak from the belt side reaching this share of
     #: the strongest one (and ``min_step_levels``), so a seam or a light print inside
     #: the body is never taken for it, and dark print along the edge is not skipped.
@@ -47,6 +48,11 @@ class EdgeParams:
     outlier_sigmas: float = 3.5
     #: …but never below this (a perfectly straight edge has a near-zero sigma).
     min_outlier_mm: float = 0.15
+    #: The side is placed at this quantile of its edge points, outwards (the outer
+    #: extent: layers folded into pleats step the short sides inwards a little)…
+    extent_quantile: float = 0.95
+    #: …counting points within this distance of the fitted line.
+    extent_window_mm: float = 1.0
     #: Fewer inliers than this share of the profiles: the side is not measurable.
     min_inlier_share: float = 0.35
 
@@ -147,8 +153,12 @@ def _profiles(
     if groups < 3 or hi - lo < 5:
         raise EdgeError(f"{side}: edge outside the rectified image")
     a1 = a0 + groups * g
-    strip = rect.gray[lo:hi, a0:a1] if horizontal else rect.gray[a0:a1, lo:hi].T
-    prof = strip.astype(np.float32).reshape(hi - lo, groups, g).mean(axis=2).T
+    if horizontal:
+        strip = rect.gray(slice(lo, hi), slice(a0, a1)).astype(np.float32)
+        prof = cv2.resize(strip, (groups, hi - lo), interpolation=cv2.INTER_AREA).T
+    else:
+        strip = rect.gray(slice(a0, a1), slice(lo, hi)).astype(np.float32)
+        prof = cv2.resize(strip, (hi - lo, groups), interpolation=cv2.INTER_AREA)
     t_centres = (
         (rect.u0_mm if horizontal else rect.v0_mm) + (a0 + (np.arange(groups) + 0.5) * g - 0.5) * s
     )
@@ -182,19 +192,26 @@ def _edge_positions(prof: np.ndarray, params: EdgeParams) -> tuple[np.ndarray, n
 def _robust_line(
     t: np.ndarray, e: np.ndarray, valid: np.ndarray, params: EdgeParams
 ) -> tuple[float, float, np.ndarray]:
+    """Line through the points, refitted without those beyond a few robust sigmas."""
     keep = valid.copy()
     a = b = 0.0
     for _ in range(5):
-        if keep.sum() < 3:
+        n = int(keep.sum())
+        if n < 3:
             break
-        b, a = np.polyfit(t[keep], e[keep], 1)
+        tk, ek = t[keep], e[keep]
+        tm, em = float(tk.mean()), float(ek.mean())
+        dt = tk - tm
+        var = float(np.dot(dt, dt))
+        b = float(np.dot(dt, ek - em)) / var if var > 0 else 0.0
+        a = em - b * tm
         r = np.abs(e - (a + b * t))
-        sigma = 1.4826 * float(np.median(r[keep]))
+        sigma = 1.4826 * float(np.partition(r[keep], n // 2)[n // 2])
         new = valid & (r <= max(params.outlier_sigmas * sigma, params.min_outlier_mm))
         if np.array_equal(new, keep):
             break
         keep = new
-    return float(a), float(b), keep
+    return a, b, keep
 
 
 def fit_edge(rect: Rectified, side: str, params: EdgeParams) -> EdgeLine:
@@ -207,6 +224,15 @@ def fit_edge(rect: Rectified, side: str, params: EdgeParams) -> EdgeLine:
     if n < max(3, params.min_inlier_share * len(t)):
         raise EdgeError(f"{side}: only {n} of {len(t)} edge profiles are usable")
     rms = float(np.sqrt(np.mean((e[keep] - (a + b * t[keep])) ** 2)))
+    # The body's size is its outer extent: where folded layers do not line up, the
+    # side steps inwards between pleat bands, and a ruler rests on the outermost.
+    outward = 1.0 if side in ("bottom", "right") else -1.0
+    r = outward * (e - (a + b * t))
+    near = valid & (np.abs(r) <= params.extent_window_mm)
+    if near.sum() >= 3:
+        rn = r[near]
+        k = min(int(params.extent_quantile * (rn.size - 1) + 0.5), rn.size - 1)
+        a += outward * float(np.partition(rn, k)[k])
     return EdgeLine(side, a, b, rms, n, len(t), (float(t[0]), float(t[-1])))
 
 

@@ -52,6 +52,7 @@ def coarse_pose(
     calibration: Calibration,
     outline_inset_mm: float = 0.0,
     corner_share: float = 0.2,
+    max_points: int = 240,
 ) -> Pose:
     """Rectangle fit of the body outline on the belt (mm), robust to corner bumps.
 
@@ -62,7 +63,8 @@ def coarse_pose(
     ``outline_inset_mm`` is how far inside the true edge the outline's pixels lie in
     total across the body (one coarse pixel: half a pixel on each side).
     """
-    outline_mm = calibration.px_to_mm(body_contour_px)
+    step = max(len(body_contour_px) // max_points, 1)
+    outline_mm = calibration.px_to_mm(body_contour_px[::step])
     first = _rect_pose(order_corners(cv2.boxPoints(cv2.minAreaRect(outline_mm.astype(np.float32)))))
     local = first.belt_to_local(outline_mm)
     u, v = local[:, 0], local[:, 1]

@@ -300,21 +300,26 @@ def _draw(
     seg: Segmentation,
     analysis: MaskAnalysis | None,
 ) -> np.ndarray:
+    """The supervisors' image.
+
+    A measured mask is shown top-down, as measured: the rectified image (fixed mm per
+    pixel, the mask straight) with its outline, seams and defects. Anything else
+    (empty belt, mask cut by the border, several masks) is shown on a half-size copy
+    of the frame with what was found outlined.
+    """
     params = ctx.params.overlay
-    canvas = ov.base_image(img, params)
     if analysis is None:
+        canvas = ov.base_image(img, params)
         ov.draw_blobs(canvas, [b.contour_px for b in seg.blobs], params.scale)
     else:
-        def to_px(pts_mm: np.ndarray) -> np.ndarray:
-            return ctx.calibration.mm_to_px(analysis.mask_to_belt(pts_mm)) * params.scale
-
+        canvas = analysis.rectified.image.copy()
         lines = []
         w, h = analysis.body.width_mm, analysis.body.height_mm
         for side in SIDES:
             sd = analysis.seams[side]
             if sd.offset_mm is None:
                 continue
-            t = np.linspace(sd.t_range_mm[0], sd.t_range_mm[1], 12)
+            t = np.array(sd.t_range_mm)
             d = sd.offset_mm
             pts = {
                 "top": np.stack([t, np.full_like(t, d)], 1),
@@ -323,6 +328,6 @@ def _draw(
                 "right": np.stack([np.full_like(t, w - d), t], 1),
             }[side]
             lines.append(pts)
-        ov.draw_mask(canvas, verdict, to_px, w, h, lines, defects, params)
+        ov.draw_mask(canvas, verdict, analysis.mask_to_rect_px, w, h, lines, defects, params)
     ov.draw_summary(canvas, verdict, m, defects)
     return canvas

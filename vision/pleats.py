@@ -76,35 +76,35 @@ def fold_profile(
     d = max(int(round(params.valley_mm / s)), 1)
     wobble = max(int(round(params.straightness_mm / s)), 0)
     rows_img, cols_img = rect.shape
-    valleys = []
-    for a, b in zip(edges_x[:-1], edges_x[1:], strict=True):
-        xc = 0.5 * (a + b)
-        # Local (u, v) of the chunk's centre line; the chunk is narrow enough that the
-        # residual rotation only shifts it (resampled below).
-        v = body.mask_to_local(np.stack([np.full_like(ys, xc), ys], axis=1))[:, 1]
-        c0 = int(round(rect.col(body.mask_to_local(np.array([a, ys[0]]))[0])))
-        c1 = int(round(rect.col(body.mask_to_local(np.array([b, ys[0]]))[0])))
-        r0 = int(np.floor(rect.row(v.min()))) - 2
-        r1 = int(np.ceil(rect.row(v.max()))) + 3
-        if c0 < 0 or c1 > cols_img or r0 < 0 or r1 > rows_img or c1 - c0 < 2:
-            continue
-        block = cv2.reduce(rect.image[r0:r1, c0:c1], 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
-        rows = rect.row(v) - r0
-        grid = np.arange(block.shape[0])
-        prof = np.stack([np.interp(rows, grid, block[:, 0, c]) for c in range(3)]).astype(
-            np.float32
-        )
-        level = np.maximum(cv2.blur(prof, (4 * d + 1, 1)), 1.0)
-        rel = prof / level
-        valley = np.zeros_like(rel)
-        valley[:, d:-d] = np.maximum(
-            np.minimum(rel[:, : -2 * d], rel[:, 2 * d :]) - rel[:, d:-d], 0.0
-        )
-        if wobble:
-            valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
-        valleys.append(valley)
-    if not valleys:
+    # Chunk centres and the local rows of the profile's samples in each chunk: the
+    # chunks are narrow, so the residual rotation only shifts each one.
+    xc = 0.5 * (edges_x[:-1] + edges_x[1:])
+    v = np.stack([body.mask_to_local(np.stack([np.full_like(ys, x), ys], axis=1))[:, 1]
+                  for x in xc])  # (chunks, n)
+    cx = [rect.col(body.mask_to_local(np.array([x, ys[0]]))[0]) for x in edges_x]
+    c0, c1 = int(round(cx[0])), int(round(cx[-1]))
+    r0 = int(np.floor(rect.row(v.min()))) - 2
+    r1 = int(np.ceil(rect.row(v.max()))) + 3
+    if c0 < 0 or c1 > cols_img or r0 < 0 or r1 > rows_img or c1 - c0 < n_chunks:
         return np.zeros(len(ys), np.float32), y0, s
+    cw = (c1 - c0) // n_chunks
+    block = rect.image[r0:r1, c0 : c0 + n_chunks * cw]
+    means = cv2.resize(block, (n_chunks, r1 - r0), interpolation=cv2.INTER_AREA)
+    means = means.astype(np.float32)  # (rows, chunks, 3)
+    # Linear interpolation of every chunk's column at its own rows, all at once.
+    rows = np.clip(rect.row(v) - r0, 0, r1 - r0 - 1.001)  # (chunks, n)
+    i0 = rows.astype(np.intp)
+    f = (rows - i0)[..., None].astype(np.float32)
+    k = np.arange(n_chunks)[:, None]
+    prof = means[i0, k] * (1 - f) + means[i0 + 1, k] * f  # (chunks, n, 3)
+    flat = np.ascontiguousarray(prof.transpose(0, 2, 1)).reshape(-1, len(ys))
+    level = np.maximum(cv2.blur(flat, (4 * d + 1, 1)), 1.0)
+    rel = flat / level
+    valley = np.zeros_like(rel)
+    valley[:, d:-d] = np.maximum(np.minimum(rel[:, : -2 * d], rel[:, 2 * d :]) - rel[:, d:-d], 0.0)
+    if wobble:
+        valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
+    valleys = valley.reshape(n_chunks, 3, len(ys))
     per_channel = np.median(np.asarray(valleys), axis=0)  # (3, n)
     lo, hi = per_channel.min(axis=0), per_channel.max(axis=0)
     grey = hi <= params.max_channel_ratio * np.maximum(lo, 1e-6)

@@ -18,6 +18,12 @@ def parabola(y: np.ndarray, k: int) -> float:
     return float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) if den < 0 else 0.0
 
 
+def _median_rows(a: np.ndarray) -> np.ndarray:
+    """Median of each column (a partition: much cheaper than ``np.median``)."""
+    k = a.shape[0] // 2
+    return np.partition(a, k, axis=0)[k]
+
+
 def peaks_2d(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sub-row position of each column's maximum and its ratio to the column median.
 
@@ -26,15 +32,28 @@ def peaks_2d(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = profiles.astype(np.float32)
     sm = e.copy()
     sm[1:-1] = 0.25 * e[:-2] + 0.5 * e[1:-1] + 0.25 * e[2:]
-    inner = sm[1:-1]
-    k = np.argmax(inner, axis=0) + 1
+    k = np.argmax(sm[1:-1], axis=0) + 1
     cols = np.arange(sm.shape[1])
     y0, y1, y2 = sm[k - 1, cols], sm[k, cols], sm[k + 1, cols]
     den = y0 - 2 * y1 + y2
     off = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
-    med = np.median(sm, axis=0)
-    snr = y1 / np.maximum(med, 1e-6)
+    snr = y1 / np.maximum(_median_rows(sm), 1e-6)
     return k + np.clip(off, -0.5, 0.5), snr
+
+
+def median_u8(values: np.ndarray) -> float:
+    """Median of uint8 values by counting (much cheaper than a partition)."""
+    counts = np.bincount(values.ravel(), minlength=256)
+    return float(np.searchsorted(np.cumsum(counts), (values.size + 1) / 2))
+
+
+def line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``y = a + b·x`` (intercept, slope), without ``polyfit``'s overhead."""
+    xm, ym = float(x.mean()), float(y.mean())
+    dx = x - xm
+    var = float(np.dot(dx, dx))
+    b = float(np.dot(dx, y - ym)) / var if var > 0 else 0.0
+    return ym - b * xm, b
 
 
 def spectrum(signal: np.ndarray, size: int) -> np.ndarray:
@@ -68,20 +87,18 @@ def pick_period(
     if cand.size == 0:
         return float("nan"), 0.0
     cand = cand[np.argsort(power[cand])[::-1][:24]]
-    floor = max(float(np.median(power[idx])), 1e-12)
-    limit = min(int(0.4 * size), power.size - 2)  # beyond 0.4 cycles/px: blurred away
-    best, best_score = int(cand[0]), -np.inf
-    for c in cand:
-        js = int(c) * np.arange(1, harmonics + 1)
-        js = js[js < limit]
-        logs = [
-            np.log(max(float(power[j - w : j + w + 1].max()), floor) / floor)
-            for j in js
-            for w in (max(round(0.02 * j), 1),)
-        ]
-        score = float(np.mean(logs)) if logs else -np.inf
-        if score > best_score:
-            best, best_score = int(c), score
+    floor = max(float(np.partition(power[idx], idx.size // 2)[idx.size // 2]), 1e-12)
+    limit = min(int(0.4 * size), power.size - 4)  # beyond 0.4 cycles/px: blurred away
+    # Power around each bin (±3 bins: the zero-padded line's width and the harmonic's
+    # placement error), then every candidate's first multiples at once.
+    wide = cv2.dilate(power.astype(np.float32)[None, :], np.ones((1, 7), np.uint8))[0]
+    mult = cand[:, None] * np.arange(1, harmonics + 1)[None, :]
+    inside = mult < limit
+    logs = np.log(np.maximum(wide[np.minimum(mult, limit)], floor) / floor)
+    scores = np.where(inside.any(axis=1),
+                      (logs * inside).sum(axis=1) / np.maximum(inside.sum(axis=1), 1), -np.inf)
+    best = int(cand[int(np.argmax(scores))])
+    best_score = float(scores.max())
     f0 = (best + parabola(power, best)) / size
     return 1.0 / f0, float(np.exp(best_score))
 
@@ -105,7 +122,7 @@ def bare_runs(no_thread: np.ndarray, min_run: int) -> list[tuple[int, int]]:
 
 def thread_presence(
     line: np.ndarray,
-    core: np.ndarray,
+    thread: np.ndarray,
     above: np.ndarray,
     below: np.ndarray,
     window: int,
@@ -114,10 +131,10 @@ def thread_presence(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Thread presence along the seam row (0 none … 1 full) and where it can be judged.
 
-    ``line`` is the thin-line response per column; ``core``/``above``/``below`` are
-    (columns, channels): the seam row and the cloth on both sides of it. The thread's
-    colour is the row's median (stitches cover most of it). At each column the
-    response a thread *would* give is the contrast between that colour and the cloth
+    ``line`` is the thin-line response per column; ``thread`` the thread's colour
+    (the seam row's median: stitches cover most of it); ``above``/``below`` are
+    (columns, channels): the cloth on both sides of the seam. At each column the
+    response a thread *would* give is the contrast between its colour and the cloth
     on both sides (same direction, best channel); presence is the observed response
     over that, so a thread over a dark print counts as fully there even though it
     stands out less than over plain cloth. Where the cloth on both sides is within
@@ -125,16 +142,16 @@ def thread_presence(
     colour, a print edge) a missing thread could not be seen: not judged. If the
     thread hardly stands out anywhere (white on white), every column is judged.
     """
-    thread = np.median(core, axis=0)
     da, db = above - thread, below - thread
     both = np.where(np.sign(da) == np.sign(db), np.minimum(np.abs(da), np.abs(db)), 0.0)
     expected = both.max(axis=1).astype(np.float32)
-    usual = float(np.median(expected))
+    usual = float(np.partition(expected, expected.size // 2)[expected.size // 2])
     k = np.ones((1, window), np.float32) / window
-    obs = cv2.filter2D(line.astype(np.float32)[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
+    obs = cv2.filter2D(line.astype(np.float32)[None, :], -1, k,
+                       borderType=cv2.BORDER_REPLICATE)[0]
     exp = cv2.filter2D(expected[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
     if usual < min_contrast:
-        ratio = obs / max(float(np.median(obs)), 1e-6)
+        ratio = obs / max(float(np.partition(obs, obs.size // 2)[obs.size // 2]), 1e-6)
         return np.clip(ratio, 0.0, 1.0), np.ones(len(line), bool)
     ratio = np.clip(obs / np.maximum(exp, 1e-6), 0.0, 1.0)
     return ratio, exp >= share * usual

@@ -33,7 +33,14 @@ import numpy as np
 from vision.edges import SIDES, BodyFrame
 from vision.rectify import Rectified
 from vision.spec import SeamSpec
-from vision.stitch_signal import bare_runs, peaks_2d, pick_period, spectrum, thread_presence
+from vision.stitch_signal import (
+    bare_runs,
+    line_fit,
+    peaks_2d,
+    pick_period,
+    spectrum,
+    thread_presence,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +62,10 @@ class SeamParams:
     highpass_mm: float = 6.0
     #: Rows either side of the seam line analysed for the stitch period (the thread).
     thread_halfwidth_mm: float = 0.2
-    #: A seam row must be this many times stronger than the band's median row…
-    min_row_snr: float = 3.0
-    #: …a chunk's row this many times (weaker chunks are not used for the offset)…
+    #: A chunk's seam row must be this many times stronger than its median row…
     min_chunk_snr: float = 2.0
+    #: …and the seam is found if this share of the chunks lie on one line.
+    min_chunk_share: float = 0.3
     #: …and within this distance of the seam's line (a bar tack, a print line).
     max_row_residual_mm: float = 0.3
     #: Chunks reported for the offset profile: within this distance of the line.
@@ -129,17 +136,54 @@ def side_point_mask(w: float, h: float, side: str, t: float, d: float) -> tuple[
     return float(m[0, 0] * t + m[0, 1] * d + m[0, 2]), float(m[1, 0] * t + m[1, 1] * d + m[1, 2])
 
 
-def extract_band(rect: Rectified, body: BodyFrame, side: str, d0: float, d1: float) -> np.ndarray:
-    """The band of ``side`` from ``d0`` to ``d1`` mm inside the edge, full length (BGR)."""
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A side's band, cut straight out of the rectified image (no resampling).
+
+    Row ``i`` of column ``j`` lies ``(i − edge_row[j]) · mm_per_px`` mm inside the
+    fitted edge; column ``j`` is ``t_mm[j]`` along the side (mask mm). The residual
+    rotation (a fraction of a degree) only makes the edge row drift slowly along
+    the band, which every use below follows.
+    """
+
+    image: np.ndarray  # (rows, cols, 3) uint8, contiguous
+    edge_row: np.ndarray  # (cols,) float
+    t_mm: np.ndarray  # (cols,) float
+    mm_per_px: float
+
+
+def extract_band(rect: Rectified, body: BodyFrame, side: str, d0: float, d1: float) -> Band:
+    """The band of ``side`` from ``d0`` to ``d1`` mm inside its edge, full length."""
     s = rect.mm_per_px
-    nt = int(side_length(body, side) / s) + 1
-    nd = int(round((d1 - d0) / s)) + 1
-    b = np.vstack([band_to_mask(body.width_mm, body.height_mm, side, 0.0, d0, s), [0, 0, 1]])
-    a = np.vstack([body.mask_to_rect_affine(rect), [0, 0, 1]])
-    return cv2.warpAffine(
-        rect.image, (a @ b)[:2], (nt, nd), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    line = body.lines[side]
+    tl = body.corners_local_mm[0]
+    horizontal = side in ("top", "bottom")
+    length = side_length(body, side)
+    along0 = tl[0] if horizontal else tl[1]
+    origin = rect.u0_mm if horizontal else rect.v0_mm
+    a0 = int(np.ceil((along0 - origin) / s))
+    a1 = int(np.floor((along0 + length - origin) / s)) + 1
+    idx = np.arange(a0, a1)
+    along = origin + idx * s
+    across0 = rect.v0_mm if horizontal else rect.u0_mm
+    edge = (line.a_mm + line.b * along - across0) / s  # edge, in image rows/cols
+    inward = 1.0 if side in ("top", "left") else -1.0
+    near = edge + inward * d0 / s
+    far = edge + inward * d1 / s
+    lo = int(np.floor(min(near.min(), far.min())))
+    hi = int(np.ceil(max(near.max(), far.max()))) + 1
+    limit = rect.shape[0] if horizontal else rect.shape[1]
+    lo_c, hi_c = max(lo, 0), min(hi, limit)
+    img = rect.image[lo_c:hi_c, a0:a1] if horizontal else rect.image[a0:a1, lo_c:hi_c].transpose(1, 0, 2)
+    if lo_c != lo or hi_c != hi:  # the band leaves the image: pad with its border
+        img = cv2.copyMakeBorder(np.ascontiguousarray(img), lo_c - lo, hi - hi_c, 0, 0,
+                                 cv2.BORDER_REPLICATE)
+    if inward < 0:
+        img = img[::-1]
+        edge_row = (hi - 1) - edge
+    else:
+        edge_row = edge - lo
+    return Band(np.ascontiguousarray(img), edge_row, along - along0, s)
 
 
 def thin_line(band: np.ndarray, ref: int) -> np.ndarray:
@@ -159,119 +203,217 @@ def _px(mm: float, s: float) -> int:
     return max(int(round(mm / s)), 1)
 
 
+def grouped_median_u8(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of uint8 ``values`` per group id (0 … n_groups−1), by counting."""
+    counts = np.bincount(groups * 256 + values, minlength=n_groups * 256)
+    cdf = np.cumsum(counts.reshape(n_groups, 256), axis=1)
+    half = (cdf[:, -1:] + 1) / 2
+    return np.argmax(cdf >= half, axis=1).astype(np.float32)
+
+
 @dataclass(frozen=True, slots=True)
-class _Located:
-    """Where the seam runs along one side (from the first pass)."""
+class _Perimeter:
+    """The four sides' bands side by side: one array, processed in one go."""
 
-    band: np.ndarray  # BGR uint8
-    line: np.ndarray  # thin-line response, uint8
-    d0_mm: float  # distance from the edge of band row 0
-    rows: tuple[int, int]  # rows the seam may be on
-    offsets: np.ndarray  # (t, d) per chunk
-    intercept: float  # seam line d = intercept + slope·t (mm)
-    slope: float
+    image: np.ndarray  # (rows, cols, 3) uint8
+    line: np.ndarray  # (rows, cols) thin-line response
+    edge_row: np.ndarray  # (cols,)
+    t_mm: np.ndarray  # (cols,)
+    start: tuple[int, ...]  # first column of each side
+    stop: tuple[int, ...]
 
 
-def _locate(
-    rect: Rectified, body: BodyFrame, side: str, seam: SeamSpec, params: SeamParams
-) -> _Located | None:
-    """Band, thin-line response and the seam's line along a side; None: no seam."""
+def _perimeter(rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamParams) -> _Perimeter:
     s = rect.mm_per_px
     ref = _px(params.reference_mm, s)
     d0 = params.band_start_mm - ref * s
-    band = extract_band(rect, body, side, d0, seam.offset_mm.hi + params.band_extra_mm + ref * s)
-    line = thin_line(band, ref)
-    length = side_length(body, side)
+    d1 = seam.offset_mm.hi + params.band_extra_mm + ref * s
+    bands = [extract_band(rect, body, side, d0, d1) for side in SIDES]
+    rows = max(b.image.shape[0] for b in bands)
+    images = [
+        b.image if b.image.shape[0] == rows
+        else cv2.copyMakeBorder(b.image, 0, rows - b.image.shape[0], 0, 0, cv2.BORDER_REPLICATE)
+        for b in bands
+    ]
+    image = np.concatenate(images, axis=1)
+    widths = np.cumsum([0] + [b.image.shape[1] for b in bands])
+    return _Perimeter(
+        image, thin_line(image, ref), np.concatenate([b.edge_row for b in bands]),
+        np.concatenate([b.t_mm for b in bands]),
+        tuple(int(v) for v in widths[:-1]), tuple(int(v) for v in widths[1:]),
+    )
+
+
+def _locate(
+    per: _Perimeter, s: float, seam: SeamSpec, params: SeamParams
+) -> list[tuple[np.ndarray, float, float] | None]:
+    """Per side: chunk offsets (t, d) and the seam's line d = a + b·t; None: no seam."""
+    ref = _px(params.reference_mm, s)
     nominal = seam.offset_mm.nominal
-    j0 = int(np.ceil((nominal + params.end_margin_mm) / s))
-    j1 = min(int((length - nominal - params.end_margin_mm) / s), line.shape[1])
-    r0, r1 = ref, line.shape[0] - ref
     cw = _px(params.chunk_mm, s)
-    nch = (j1 - j0) // cw
-    if nch < 2:
-        return None
-    region = line[r0:r1, j0 : j0 + nch * cw]
-    chunks = cv2.resize(region, (nch, r1 - r0), interpolation=cv2.INTER_AREA).astype(np.float32)
-    whole = chunks.mean(axis=1, keepdims=True)
-    row, snr = peaks_2d(whole)
-    if snr[0] < params.min_row_snr:
-        return None
-    centre = d0 + (r0 + row[0]) * s
-    rows, csnr = peaks_2d(chunks)
-    t = (j0 + (np.arange(nch) + 0.5) * cw) * s
-    d = d0 + (r0 + rows) * s
-    offs = np.stack([t, d], axis=1)[csnr >= params.min_chunk_snr]
-    slope, icpt = 0.0, float(np.median(offs[:, 1])) if len(offs) >= 3 else centre
-    for _ in range(3):
-        keep = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_row_residual_mm
-        if keep.sum() < 3:
-            break
-        slope, icpt = np.polyfit(offs[keep, 0], offs[keep, 1], 1)
-    offs = offs[np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_chunk_deviation_mm]
-    return _Located(band, line, d0, (r0, r1), offs, float(icpt), float(slope))
+    first = int(np.floor(per.edge_row.min() + params.band_start_mm / s))
+    last = int(np.ceil(per.edge_row.max() + (seam.offset_mm.hi + params.band_extra_mm) / s))
+    first, last = max(first, ref), min(last, per.line.shape[0] - ref)
+    starts, owner = [], []
+    for i, (a, b) in enumerate(zip(per.start, per.stop, strict=True)):
+        t = per.t_mm[a:b]
+        j0 = a + int(np.searchsorted(t, nominal + params.end_margin_mm))
+        j1 = a + int(np.searchsorted(t, t[-1] - nominal - params.end_margin_mm))
+        n = max((j1 - j0) // cw, 0)
+        starts += [j0 + k * cw for k in range(n)]
+        owner += [i] * n
+    if not starts:
+        return [None] * len(SIDES)
+    st_idx = np.asarray(starts)
+    csum = np.zeros((last - first, per.line.shape[1] + 1), np.float32)
+    np.cumsum(per.line[first:last], axis=1, dtype=np.float32, out=csum[:, 1:])
+    chunks = (csum[:, st_idx + cw] - csum[:, st_idx]) / cw
+    rows, snr = peaks_2d(chunks)
+    centre = st_idx + cw / 2
+    cols = np.arange(per.line.shape[1])
+    edge = np.interp(centre, cols, per.edge_row)
+    offs_all = np.stack([np.interp(centre, cols, per.t_mm), (first + rows - edge) * s], 1)
+    good = snr >= params.min_chunk_snr
+    owner_arr = np.asarray(owner)
+    out: list[tuple[np.ndarray, float, float] | None] = []
+    for i in range(len(SIDES)):
+        n_side = int((owner_arr == i).sum())
+        offs = offs_all[(owner_arr == i) & good]
+        if len(offs) < 3:
+            out.append(None)
+            continue
+        slope, icpt = 0.0, float(np.median(offs[:, 1]))
+        keep = np.ones(len(offs), bool)
+        for _ in range(3):
+            keep = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_row_residual_mm
+            if keep.sum() < 3:
+                break
+            icpt, slope = line_fit(offs[keep, 0], offs[keep, 1])
+        if keep.sum() < max(3, params.min_chunk_share * n_side):
+            out.append(None)
+            continue
+        near = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_chunk_deviation_mm
+        out.append((offs[near], icpt, slope))
+    return out
 
 
-def _measure(
-    loc: _Located,
-    side: str,
-    length: float,
+def analyse_seams(
+    rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamParams
+) -> dict[str, SeamSide]:
+    """All four sides, each measured between its neighbours' seams.
+
+    The four bands are processed side by side as one array (one thin-line filter,
+    one chunk search, one batch of transforms): a few dozen array operations for the
+    whole perimeter instead of a few dozen per side.
+    """
+    s = rect.mm_per_px
+    per = _perimeter(rect, body, seam, params)
+    found = _locate(per, s, seam, params)
+    nominal = seam.offset_mm.nominal
+    offset = {
+        side: (float(np.median(f[0][:, 1])) if f is not None and len(f[0]) else nominal)
+        for side, f in zip(SIDES, found, strict=True)
+    }
+    # Columns measured on each side: between the neighbours' seams.
+    spans, col_list, row_list, side_list = [], [], [], []
+    for i, side in enumerate(SIDES):
+        a, b = per.start[i], per.stop[i]
+        t = per.t_mm[a:b]
+        before, after = _NEIGHBOURS[side]
+        t0 = offset[before] + params.end_margin_mm
+        t1 = t[-1] - offset[after] - params.end_margin_mm
+        j0, j1 = a + int(np.searchsorted(t, t0)), a + int(np.searchsorted(t, t1))
+        spans.append((t0, t1, j0, j1))
+        if found[i] is None or j1 - j0 < 8:
+            continue
+        cols = np.arange(j0, j1)
+        _, icpt, slope = found[i]
+        col_list.append(cols)
+        row_list.append(per.edge_row[cols] + (icpt + slope * per.t_mm[cols]) / s)
+        side_list.append(np.full(len(cols), i))
+    results: dict[str, SeamSide] = {}
+    if col_list:
+        measured = _measure_all(per, np.concatenate(col_list), np.concatenate(row_list),
+                                np.concatenate(side_list), s, seam, params)
+    else:
+        measured = {}
+    for i, side in enumerate(SIDES):
+        t0, t1, _j0, _j1 = spans[i]
+        length = side_length(body, side)
+        if i not in measured:
+            results[side] = SeamSide(side, False, None, np.zeros((0, 2)), None, 0.0,
+                                     ((t0, t1),), max(t1 - t0, 0.0), (t0, t1), length)
+            continue
+        pitch, score, power, gaps, max_gap = measured[i]
+        offs, icpt, _ = found[i]  # type: ignore[misc]
+        results[side] = SeamSide(side, True, offset[side], offs, pitch, score, tuple(gaps),
+                                 max_gap, (t0, t1), length, power)
+    return results
+
+
+def _measure_all(
+    per: _Perimeter,
+    cols: np.ndarray,
+    rows: np.ndarray,
+    side_of: np.ndarray,
     s: float,
     seam: SeamSpec,
     params: SeamParams,
-    ends_mm: tuple[float, float],
-) -> SeamSide:
-    """Stitch spectrum and gaps between the neighbouring seams."""
-    t0 = ends_mm[0] + params.end_margin_mm
-    t1 = ends_mm[1] - params.end_margin_mm
-    j0, j1 = max(int(np.ceil(t0 / s)), 0), min(int(t1 / s) + 1, loc.line.shape[1])
-    if j1 - j0 < 8:
-        return SeamSide(side, False, None, loc.offsets, None, 0.0, ((t0, t1),),
-                        max(t1 - t0, 0.0), (t0, t1), length)
-    t_px = np.arange(j0, j1)
-    rows = (loc.intercept + loc.slope * t_px * s - loc.d0_mm) / s
-    r_i = np.clip(np.round(rows).astype(np.intp), loc.rows[0] + 1, loc.rows[1] - 2)
-    band = loc.band[:, j0:j1].astype(np.float32)
-    take = np.arange(len(t_px))
-
-    # Stitch signal: colour distance to the thread along the thread's rows.
+) -> dict[int, tuple[float | None, float, np.ndarray, list[tuple[float, float]], float]]:
+    """Stitch length and gaps of every measured column of the perimeter at once."""
+    img, line = per.image, per.line
+    r_i = np.clip(np.round(rows).astype(np.intp), 1, img.shape[0] - 2)
+    n_sides = len(SIDES)
+    # Stitch signal: colour distance to the thread along the thread's rows (each row
+    # and side has its own thread colour: the median of that row).
     half = _px(params.thread_halfwidth_mm, s)
-    sig = np.zeros(len(t_px), np.float32)
-    for k in range(-half, half + 1):
-        px = band[r_i + k, take]
-        sig += np.sqrt(np.sum((px - np.median(px, axis=0)) ** 2, axis=1))
-    sig -= cv2.blur(sig[None, :], (_px(params.highpass_mm, s) | 1, 1))[0]
-    power = spectrum(sig, params.fft_size)
-    nominal = seam.stitch_length_mm.nominal / s
-    period, regularity = pick_period(
-        power, params.fft_size, params.pitch_min_ratio * nominal,
-        params.pitch_max_ratio * nominal, params.pitch_harmonics,
-    )
-    pitch = period * s if np.isfinite(period) else None
-
-    # Gaps: no thin line on the seam row where a thread would show.
-    core = np.maximum(np.maximum(loc.line[r_i - 1, j0 + take], loc.line[r_i, j0 + take]),
-                      loc.line[r_i + 1, j0 + take])
+    offsets = np.arange(-half, half + 1)
+    px = img[np.clip(r_i[None, :] + offsets[:, None], 0, img.shape[0] - 1), cols[None, :]]
+    n_rows = len(offsets)
+    group = (side_of[None, :, None] * n_rows + np.arange(n_rows)[:, None, None]) * 3 + np.arange(3)
+    colours = grouped_median_u8(px.ravel(), group.ravel().astype(np.intp), n_sides * n_rows * 3)
+    colours = colours.reshape(n_sides, n_rows, 3)
+    diff = px.astype(np.float32) - colours[side_of].transpose(1, 0, 2)
+    sig = np.sqrt((diff * diff).sum(axis=2)).sum(axis=0)
+    # Gaps: thin line at the seam row against what a thread would give there.
+    core = np.maximum(np.maximum(line[r_i - 1, cols], line[r_i, cols]), line[r_i + 1, cols])
     ref = _px(params.reference_mm, s)
-    above = band[np.maximum(r_i - ref, 0), take]
-    below = band[np.minimum(r_i + ref, band.shape[0] - 1), take]
-    presence, seen = thread_presence(
-        core, band[r_i, take], above, below, _px(params.presence_window_mm, s) | 1,
-        params.visibility_share, params.min_thread_contrast_levels,
-    )
-    low = presence < params.gap_level
-    bare = low & seen
-    gaps: list[tuple[float, float]] = []
-    max_gap = 0.0
-    for a, c in bare_runs(low | ~seen, _px(params.min_stitched_run_mm, s)):
-        if bare[a:c].sum() < params.min_bare_share * (c - a):
-            continue
-        g0, g1 = (j0 + a) * s, (j0 + c) * s
-        max_gap = max(max_gap, g1 - g0)
-        if g1 - g0 >= seam.max_gap_mm:
-            gaps.append((g0, g1))
-    offset = float(np.median(loc.offsets[:, 1])) if len(loc.offsets) else loc.intercept
-    return SeamSide(side, True, offset, loc.offsets, pitch, regularity, tuple(gaps), max_gap,
-                    (t0, t1), length, power)
+    above = img[np.maximum(r_i - ref, 0), cols].astype(np.float32)
+    below = img[np.minimum(r_i + ref, img.shape[0] - 1), cols].astype(np.float32)
+    thread = colours[:, half]  # (sides, 3): the seam row's own colour
+
+    out = {}
+    nominal = seam.stitch_length_mm.nominal / s
+    window = _px(params.presence_window_mm, s) | 1
+    hp = _px(params.highpass_mm, s) | 1
+    for i in np.unique(side_of):
+        sel = side_of == i
+        seg = sig[sel]
+        seg = seg - cv2.blur(seg[None, :].astype(np.float32), (hp, 1))[0]
+        power = spectrum(seg, params.fft_size)
+        period, score = pick_period(
+            power, params.fft_size, params.pitch_min_ratio * nominal,
+            params.pitch_max_ratio * nominal, params.pitch_harmonics,
+        )
+        presence, seen = thread_presence(
+            core[sel], thread[i], above[sel], below[sel], window,
+            params.visibility_share, params.min_thread_contrast_levels,
+        )
+        low = presence < params.gap_level
+        bare = low & seen
+        t = per.t_mm[cols[sel]]
+        gaps: list[tuple[float, float]] = []
+        max_gap = 0.0
+        for a, c in bare_runs(low | ~seen, _px(params.min_stitched_run_mm, s)):
+            if bare[a:c].sum() < params.min_bare_share * (c - a):
+                continue
+            g0, g1 = float(t[a]), float(t[min(c, len(t) - 1)])
+            max_gap = max(max_gap, g1 - g0)
+            if g1 - g0 >= seam.max_gap_mm:
+                gaps.append((g0, g1))
+        pitch = period * s if np.isfinite(period) else None
+        out[int(i)] = (pitch, score, power, gaps, max_gap)
+    return out
 
 
 _NEIGHBOURS = {
@@ -280,35 +422,6 @@ _NEIGHBOURS = {
     "left": ("top", "bottom"),
     "right": ("top", "bottom"),
 }
-
-
-def analyse_seams(
-    rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamParams
-) -> dict[str, SeamSide]:
-    """All four sides, each measured between its neighbours' seams."""
-    s = rect.mm_per_px
-    located = {side: _locate(rect, body, side, seam, params) for side in SIDES}
-    nominal = seam.offset_mm.nominal
-
-    def offset(side: str) -> float:
-        loc = located[side]
-        if loc is None or len(loc.offsets) == 0:
-            return nominal
-        return float(np.median(loc.offsets[:, 1]))
-
-    out = {}
-    for side in SIDES:
-        length = side_length(body, side)
-        before, after = _NEIGHBOURS[side]
-        ends = (offset(before), length - offset(after))
-        loc = located[side]
-        if loc is None:
-            t0, t1 = ends[0] + params.end_margin_mm, ends[1] - params.end_margin_mm
-            out[side] = SeamSide(side, False, None, np.zeros((0, 2)), None, 0.0, ((t0, t1),),
-                                 t1 - t0, (t0, t1), length)
-        else:
-            out[side] = _measure(loc, side, length, s, seam, params, ends)
-    return out
 
 
 def mask_pitch(

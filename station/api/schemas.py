@@ -184,7 +184,8 @@ class Spc(BaseModel):
 
 
 class SpecOut(BaseModel):
-    name: str
+    name: str = Field(description="Recipe name, as POST /api/v1/batches takes it.")
+    label: str = Field(description="name@version, as inspections record it.")
     version: str
     description: str
     width_mm: dict[str, float] = Field(description="{nominal, tol, lo, hi}")

@@ -17,19 +17,16 @@ masks that is the figure supervisors can act on, and it is what the page shows.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
 from station.config import ConfigError, load_spec
-from station.paths import PROTOTYPES_DIR
+from station.recipes import available_specs, load_recipe
 from vision.spec import PrototypeSpec, Toleranced
 
 log = logging.getLogger(__name__)
 
-#: Spec names are file stems under ``firmware_config/prototypes``; nothing else is loaded.
-SPEC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MEASURES: tuple[str, ...] = ("width_mm", "height_mm")
 
 
@@ -78,30 +75,31 @@ def spc_report(
     return report
 
 
-def list_specs(directory: Path = PROTOTYPES_DIR) -> list[PrototypeSpec]:
-    """Every prototype shipped with the station, by name; unreadable files are logged."""
+def list_specs() -> list[tuple[str, PrototypeSpec]]:
+    """Every recipe a batch may choose, as (name, spec); unreadable files are logged."""
     specs = []
-    for path in sorted(directory.glob("*.toml")):
+    for name in available_specs():
         try:
-            specs.append(load_spec(path))
+            specs.append((name, load_recipe(name)))
         except (ConfigError, OSError, ValueError) as exc:
-            log.error("prototype spec %s is unusable: %s", path, exc)
+            log.error("prototype spec %r is unusable: %s", name, exc)
     return specs
 
 
-def find_spec(
-    name: str | None, station: Any | None, config: Any | None, directory: Path = PROTOTYPES_DIR
-) -> PrototypeSpec:
+def find_spec(name: str | None, station: Any | None, config: Any | None) -> PrototypeSpec:
     """The spec to judge a batch by: the station's own if it matches ``name``, else the
-    shipped file of that name, else the configured one, else the default prototype."""
+    recipe of that name, else the configured one, else the default prototype."""
     current: PrototypeSpec | None = getattr(station, "spec", None)
+    if current is None:  # the runtime keeps it on its inspection context
+        ctx = getattr(getattr(station, "station", None), "ctx", None)
+        current = getattr(ctx, "spec", None)
     if isinstance(current, PrototypeSpec) and (name is None or current.spec.name == name):
         return current
-    if name is not None and SPEC_NAME.match(name) and (directory / f"{name}.toml").is_file():
+    if name is not None:
         try:
-            return load_spec(directory / f"{name}.toml")
-        except (ConfigError, OSError) as exc:
-            log.error("prototype spec %r is unusable: %s", name, exc)
+            return load_recipe(name)
+        except (ConfigError, OSError, ValueError) as exc:
+            log.warning("spec %r of a batch is not available: %s", name, exc)
     spec_path = getattr(getattr(config, "inspection", None), "spec_path", None)
     if spec_path is not None:
         try:

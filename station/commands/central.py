@@ -72,7 +72,9 @@ def _writer(args: argparse.Namespace) -> Any:
 
         return CentralWriter(_dsn(args))
     except ImportError as exc:
-        raise SystemExit(f"qc-station central: needs psycopg: pip install 'qc-station[central]' ({exc})") from exc
+        raise SystemExit(
+            f"qc-station central: needs psycopg: pip install 'qc-station[central]' ({exc})"
+        ) from exc
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -71,6 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     batch.add_argument(
         "--spec", dest="spec_name", help="prototype spec name, e.g. resilience-child"
     )
+    batch.add_argument(
+        "--close-previous", action="store_true", help="close the open batch first"
+    )
     batch.set_defaults(handler=cmd_batch)
 
 
@@ -110,9 +113,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 }.items()
                 if v is not None
             }
+            body["close_previous"] = args.close_previous
             result = _call(f"{base}/api/v1/batches", body, token)
         else:
-            result = _call(f"{base}/api/v1/batches/close", {}, token)
+            current = _call(f"{base}/api/v1/batches").get("current")
+            if current is None:
+                print("qc-station: no open batch to close", file=sys.stderr)
+                return 1
+            result = _call(f"{base}/api/v1/batches/{current['id']}/close", {}, token)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         print(f"qc-station: {exc.code} {exc.reason}: {detail}", file=sys.stderr)

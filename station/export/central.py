@@ -160,7 +160,9 @@ def inspection_row(record: Any, workshop: str, station_id: str) -> dict[str, Any
     """Validate one record against the topic it came on; the row to insert."""
     if not isinstance(record, dict):
         raise InvalidMessage("payload is not a JSON object")
-    missing = [k for k in ("id", "seq", "ts_utc", "station_id", "workshop", "verdict") if k not in record]
+    missing = [
+        k for k in ("id", "seq", "ts_utc", "station_id", "workshop", "verdict") if k not in record
+    ]
     if missing:
         raise InvalidMessage(f"missing fields: {', '.join(missing)}")
     if (record["workshop"], record["station_id"]) != (workshop, station_id):
@@ -225,7 +227,9 @@ class CentralWriter:
                     text = msg.payload.decode("utf-8")
                     if kind == "inspections":
                         row = inspection_row(json.loads(text), workshop, station)
-                        rows.append({k: Jsonb(v) if k in _JSON_COLUMNS else v for k, v in row.items()})
+                        rows.append(
+                            {k: Jsonb(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
+                        )
                     elif kind in ("status", "counts"):
                         self._station(cur, workshop, station, kind, text)
                     else:

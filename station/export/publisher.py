@@ -350,7 +350,8 @@ class Publisher:
         for sink in self.sinks:
             try:
                 extra = sink.health()
-            except Exception as exc:
+            except Exception as exc:  # health must answer even if a plugin is broken
+                log.warning("sink %s: health() failed", sink.name, exc_info=True)
                 extra = {"health_error": str(exc)}
             sink_health[sink.name] = extra
         with self._lock:

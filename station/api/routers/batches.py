@@ -13,12 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
+from station.recipes import available_specs
 from station.store import Batch, BatchError, QCStore
 
 from ..dependencies import BusDep, ConfigDep, StationDep, StoreDep
 from ..schemas import BatchList, BatchOut, BatchStart
 from ..security import SupervisorDep
-from ..spc import list_specs
+from ..spc import find_spec
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,9 @@ async def start_batch(
 
     409 while another batch is open, unless ``close_previous`` is true.
     """
-    known = {s.spec.name: s for s in list_specs()}
-    current_spec = getattr(getattr(station, "spec", None), "spec", None)
-    spec_name = body.spec_name or getattr(current_spec, "name", None) or next(iter(known), None)
-    if spec_name is None or spec_name not in known:
+    known = available_specs()
+    spec_name = body.spec_name or find_spec(None, station, None).spec.name
+    if spec_name not in known:
         raise HTTPException(
             status_code=422, detail=f"unknown spec {spec_name!r}: see /api/v1/specs"
         )

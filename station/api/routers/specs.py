@@ -19,9 +19,10 @@ def _tol(t: Toleranced) -> dict[str, float]:
     return {"nominal": t.nominal, "tol": t.tol, "lo": t.lo, "hi": t.hi}
 
 
-def spec_out(spec: PrototypeSpec, current: PrototypeSpec) -> dict[str, Any]:
+def spec_out(name: str, spec: PrototypeSpec, current: PrototypeSpec) -> dict[str, Any]:
     return {
-        "name": spec.spec.name,
+        "name": name,
+        "label": spec.label,
         "version": spec.spec.version,
         "description": spec.spec.description,
         "width_mm": _tol(spec.body.width_mm),
@@ -35,9 +36,13 @@ def spec_out(spec: PrototypeSpec, current: PrototypeSpec) -> dict[str, Any]:
 
 @router.get("", response_model=list[SpecOut])
 def get_specs(station: StationDep, config: ConfigDep) -> list[dict[str, Any]]:
-    """Shipped prototypes (``firmware_config/prototypes``) and the one in force."""
+    """Recipes a batch may choose (``firmware_config/prototypes``) and the one in force.
+
+    ``name`` is what ``POST /api/v1/batches`` takes; ``label`` (name@version) is what
+    each inspection's ``spec_version`` records.
+    """
     current = find_spec(None, station, config)
     specs = list_specs()
-    if all(s.label != current.label for s in specs):
-        specs.insert(0, current)
-    return [spec_out(s, current) for s in specs]
+    if all(spec.label != current.label for _, spec in specs):
+        specs.insert(0, (current.spec.name, current))
+    return [spec_out(name, spec, current) for name, spec in specs]

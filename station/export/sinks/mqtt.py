@@ -59,6 +59,8 @@ class MqttSink(Sink):
         self._mid_seq: dict[int, int] = {}  # in flight: paho message id -> outbox seq
         self._seq_mid: dict[int, int] = {}  # in flight: outbox seq -> paho message id
         self._acked: set[int] = set()  # PUBACKed, not yet reported by send()
+        self._early: set[int] = set()  # PUBACKs that beat their registration
+        self._ignore: set[int] = set()  # status/counts message ids: not records
         self._connected = False
         self._last_error: str | None = None
         self._next_counts_s = 0.0
@@ -85,6 +87,7 @@ class MqttSink(Sink):
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         self._client = client
         #: publish() results meaning "sent" or "queued in paho until the reconnect".
@@ -107,16 +110,20 @@ class MqttSink(Sink):
             log.warning("mqtt %s: connection refused: %s", self.name, reason)
             return
         log.info("mqtt %s: connected to %s:%s", self.name, self.config.host, self.config.port)
-        client.publish(f"{self.base}/status", "online", qos=1, retain=True)
+        self._publish_untracked("status", "online")
         self._next_counts_s = 0.0
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         with self._cond:
             self._connected = False
-            if reason.is_failure:
+            if reason.is_failure and self._last_error is None:  # keep a refusal's reason
                 self._last_error = f"disconnected: {reason}"
             self._cond.notify_all()
         log.info("mqtt %s: disconnected (%s)", self.name, reason)
+
+    def _on_connect_fail(self, _c: Any, _ud: Any) -> None:
+        with self._cond:
+            self._last_error = self._last_error or "cannot reach the broker"
 
     def _on_publish(self, _c: Any, _ud: Any, mid: int, _reason: Any, _props: Any) -> None:
         with self._cond:
@@ -125,6 +132,32 @@ class MqttSink(Sink):
                 self._seq_mid.pop(seq, None)
                 self._acked.add(seq)
                 self._cond.notify_all()
+            elif mid in self._ignore:
+                self._ignore.discard(mid)
+            else:
+                self._early.add(mid)
+
+    # Paho calls on_publish while holding its own message lock, and publish() takes
+    # that lock: so publish() is never called under self._cond (that deadlocks), and a
+    # PUBACK may arrive before its message id is registered (kept in _early).
+    def _register(self, mid: int, seq: int | None) -> None:
+        """Track ``mid`` as outbox row ``seq`` (None: a status/counts message)."""
+        with self._cond:
+            if mid in self._early:
+                self._early.discard(mid)
+                if seq is not None:
+                    self._acked.add(seq)
+                    self._cond.notify_all()
+            elif seq is None:
+                self._ignore.add(mid)
+            else:
+                self._mid_seq[mid] = seq
+                self._seq_mid[seq] = mid
+
+    def _publish_untracked(self, kind: str, payload: str) -> Any:
+        info = self._client.publish(f"{self.base}/{kind}", payload, qos=1, retain=True)
+        self._register(info.mid, None)
+        return info
 
     # -- sink interface ------------------------------------------------------------------
     def start(self) -> None:
@@ -133,7 +166,7 @@ class MqttSink(Sink):
 
     def stop(self) -> None:
         if self._connected:
-            info = self._client.publish(f"{self.base}/status", "offline", qos=1, retain=True)
+            info = self._publish_untracked("status", "offline")
             try:
                 info.wait_for_publish(timeout=2.0)
             except (RuntimeError, ValueError) as exc:
@@ -143,17 +176,18 @@ class MqttSink(Sink):
 
     def send(self, items: Sequence[Outbound]) -> int:
         topic = f"{self.base}/inspections"
+        for item in items:
+            seq = item.outbox_seq
+            with self._cond:
+                known = seq in self._seq_mid or seq in self._acked
+            if known:
+                continue  # paho still holds it (resent on reconnect) or it is acked
+            info = self._client.publish(topic, item.payload, qos=1)
+            if info.rc not in self._queued_rcs:
+                raise TransientSinkError(f"mqtt publish refused: rc={info.rc}")
+            self._register(info.mid, seq)
+        deadline = time.monotonic() + self.config.ack_timeout_s
         with self._cond:
-            for item in items:
-                seq = item.outbox_seq
-                if seq in self._seq_mid or seq in self._acked:
-                    continue  # paho still holds it (resent on reconnect) or it is acked
-                info = self._client.publish(topic, item.payload, qos=1)
-                if info.rc not in self._queued_rcs:
-                    raise TransientSinkError(f"mqtt publish refused: rc={info.rc}")
-                self._mid_seq[info.mid] = seq
-                self._seq_mid[seq] = info.mid
-            deadline = time.monotonic() + self.config.ack_timeout_s
             while not all(i.outbox_seq in self._acked for i in items):
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._connected:
@@ -186,9 +220,7 @@ class MqttSink(Sink):
             "workshop": self.identity.workshop,
             **self.counts(),
         }
-        self._client.publish(
-            f"{self.base}/counts", json.dumps(payload, separators=(",", ":")), qos=1, retain=True
-        )
+        self._publish_untracked("counts", json.dumps(payload, separators=(",", ":")))
 
     def health(self) -> dict[str, Any]:
         with self._cond:

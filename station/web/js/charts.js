@@ -57,12 +57,15 @@ export class HourlyChart extends ResponsivePlot {
     const xs = rows.map((b) => Date.parse(b.start_utc) / 1000);
     const yields = rows.map((b) => (b.accepted + b.rejected ? (100 * b.accepted) / (b.accepted + b.rejected) : null));
     const totals = rows.map((b) => b.total);
-    const low = Math.min(80, ...yields.filter((y) => y !== null).map((y) => Math.floor(y / 10) * 10));
+    const known = yields.filter((y) => y !== null);
+    const low = Math.max(0, Math.min(80, ...known.map((y) => Math.floor(y / 10) * 10 - 10)));
+    const first = Math.min(...xs) - 1800;
+    const last = Math.max(...xs) + 1800;
     const options = {
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: {
-        x: { time: true, range: (u, min, max) => [min - 1800, max + 1800] },
+        x: { time: true, range: [first, last] },
         pct: { range: [low, 100] },
         n: { range: (u, min, max) => [0, Math.max(10, max * 1.15)] },
       },
@@ -117,7 +120,9 @@ class ControlChart extends ResponsivePlot {
       : t("spc.none");
     if (!window.uPlot) return;
     const values = d.points.map((p) => p.value);
-    const xs = values.map((_, i) => i + 1);
+    // One empty slot either side, so the limit lines span the chart even for one mask.
+    const xs = [0, ...values.map((_, i) => i + 1), values.length + 1];
+    const measured = [null, ...values, null];
     const flat = (v) => xs.map(() => v);
     const seen = [d.lsl, d.usl, ...values, ...(d.ucl === null ? [] : [d.ucl, d.lcl])];
     const pad = (d.usl - d.lsl) * 0.15;
@@ -127,9 +132,12 @@ class ControlChart extends ResponsivePlot {
     const options = {
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: false, range: (u, min, max) => [Math.min(min, 0.5), Math.max(max, 1.5)] }, y: { range: [lo, hi] } },
+      scales: { x: { time: false, range: [0, values.length + 1] }, y: { range: [lo, hi] } },
       axes: [
-        { ...axisStyle(), values: (u, splits) => splits.map((s) => (Number.isInteger(s) ? formatNumber(s) : "")) },
+        {
+          ...axisStyle(),
+          values: (u, splits) => splits.map((s) => (Number.isInteger(s) && s >= 1 && s <= values.length ? formatNumber(s) : "")),
+        },
         { ...axisStyle(), values: (u, splits) => splits.map((s) => formatNumber(s, 1)), size: 56 },
       ],
       series: [
@@ -144,7 +152,7 @@ class ControlChart extends ResponsivePlot {
     };
     const ucl = d.ucl === null ? flat(null) : flat(d.ucl);
     const lcl = d.lcl === null ? flat(null) : flat(d.lcl);
-    this.draw(options, [xs, values, flat(d.lsl), flat(d.usl), flat(d.nominal), ucl, lcl]);
+    this.draw(options, [xs, measured, flat(d.lsl), flat(d.usl), flat(d.nominal), ucl, lcl]);
   }
 }
 

@@ -24,7 +24,7 @@ export class Gallery {
     try {
       const page = await getJSON(`/api/v1/inspections?${query({ verdict: "reject", limit: SIZE * 2, batch: scope?.batch })}`);
       this.items = page.items.filter((i) => i.image_url).slice(0, SIZE).map((i) => ({
-        id: i.id, ts_utc: i.ts_utc, defects: i.defects.map((d) => d.code),
+        id: i.id, ts_utc: i.ts_utc, defects: [...new Set(i.defects.map((d) => d.code))].sort(),
       }));
       this.rerender();
     } catch (err) {
@@ -112,9 +112,11 @@ class Detail {
   }
 
   specFor(record) {
-    const name = (record.spec_version || "").split("@")[0];
+    const label = record.spec_version || "";
     const specs = this.specs();
-    return specs.find((s) => s.name === name) || specs.find((s) => s.current) || null;
+    return specs.find((s) => s.label === label)
+      || specs.find((s) => s.name === label.split("@")[0])
+      || specs.find((s) => s.current) || null;
   }
 
   render() {
