@@ -23,6 +23,7 @@ from station.camera import make_source
 from station.camera.base import CameraSource, ReopeningSource
 from station.config import StationConfig, load_calibration, load_spec
 from station.encoder import BeltClock
+from station.export.publisher import Publisher
 from station.events import EventBus, attach_store
 from station.frames import FrameFeed
 from station.gpio import StationIO, make_pin_factory
@@ -62,6 +63,7 @@ class Runtime:
     belt: Any | None = None
     url: str | None = None
     events: EventBus = field(default_factory=EventBus)
+    publisher: Publisher | None = None
     _overlay_jpeg: tuple[Any, bytes] | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
@@ -104,6 +106,8 @@ class Runtime:
         st["archive"] = asdict(self.archive.health())
         st["disk"] = disk_usage(self.data_dir)
         st["temperature_c"] = cpu_temperature_c()
+        if self.publisher is not None:
+            st["export"] = self.publisher.health()
         return st
 
     def start_batch(
@@ -139,6 +143,8 @@ class Runtime:
         self.station.stop()
         if self.belt is not None:
             self.belt.stop()
+        if self.publisher is not None:
+            self.publisher.stop()  # unsent records stay in the outbox
         self.events.close()  # ends open SSE/MJPEG streams so uvicorn can stop
         if self.server is not None:
             self.server.should_exit = True
@@ -245,7 +251,15 @@ def build_runtime(
     station_ref.append(station)
     rt = Runtime(config, data_dir, store, station, io, archive, recorder, belt=belt, _tmp=tmp)
     attach_store(rt.events, store)
+    # Always running, even with no sink: it measures the backlog and keeps its quota.
+    rt.publisher = Publisher.from_config(
+        store,
+        config.export,
+        station_id=config.station.station_id,
+        workshop=config.station.workshop,
+    )
     station.start()
+    rt.publisher.start()
     if belt is not None:
         belt.start()
     if serve and config.api.enabled:

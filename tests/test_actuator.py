@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -17,6 +18,17 @@ EJECT_MS = 500.0
 PULSE_MS = 40.0
 GUARD_MS = 25.0
 TOLERANCE_S = 0.010
+
+
+@pytest.fixture(autouse=True)
+def station_switch_interval():
+    """Run with the interpreter switch interval the station itself sets."""
+    from station.runtime import GIL_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    yield
+    sys.setswitchinterval(before)
 
 
 @pytest.fixture

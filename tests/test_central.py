@@ -18,6 +18,7 @@ from test_export_support import (
     wait_for,
 )
 
+from station.config.export import ExportConfig
 from station.export.central import (
     CENTRAL_SCHEMA_SQL,
     CentralConsumer,
@@ -26,7 +27,6 @@ from station.export.central import (
     inspection_row,
     split_topic,
 )
-from station.export.config import ExportConfig
 from station.export.publisher import Publisher
 from station.export.schema import to_export_record
 from station.store import QCStore

@@ -21,7 +21,7 @@ from test_export_support import (
     wait_for,
 )
 
-from station.export.config import ExportConfig
+from station.config.export import ExportConfig
 from station.export.publisher import Publisher
 from station.store import QCStore
 

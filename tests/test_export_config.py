@@ -7,7 +7,7 @@ import tomllib
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from station.export.config import (
+from station.config.export import (
     ExportConfig,
     FileSinkConfig,
     HttpSinkConfig,

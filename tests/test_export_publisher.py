@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from test_export_support import fill, make_record, wait_for
 
-from station.export.config import ExportConfig
+from station.config.export import ExportConfig
 from station.export.publisher import Publisher, backoff_s
 from station.export.sinks import (
     Identity,

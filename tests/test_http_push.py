@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from test_export_support import fill, make_record, wait_for
 
-from station.export.config import ExportConfig, HttpSinkConfig
+from station.config.export import ExportConfig, HttpSinkConfig
 from station.export.publisher import Publisher
 from station.export.sinks import Identity, Outbound, RecordRejected, SinkHalted
 from station.export.sinks.http import HttpSink, idempotency_key

@@ -5,8 +5,8 @@ body, never at camera pixels, so what it learns is in millimetres and does not
 depend on the lens, the mounting height or where on the belt the mask lies:
 
     rectified image ─▶ canvas: the body alone, axis-aligned in mask mm, at ≈ 0.5 mm/px
-    (one affine warp at twice that resolution, then a 2×2 area average against
-    aliasing of the weave) ─▶ normalised by the fabric's own median colour (so
+    (a 2×2 area average of the body's region against aliasing of the weave, then one
+    bilinear affine warp) ─▶ normalised by the fabric's own median colour (so
     exposure, white balance and the fabric's colour cancel; a stain or the belt seen
     through a hole stays a relative change) ─▶ overlapping square tiles in one
     preallocated batch ─▶ ``run(batch)`` (the ONNX model, passed in as a callable so
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -110,8 +111,9 @@ class TileGrid:
 
     @property
     def batch_shape(self) -> tuple[int, int, int, int]:
+        """(N, T, T, 3): tiles channel-last, as the canvas is (no transposition)."""
         t = self.params.tile_px
-        return (self.n_tiles, 3, t, t)
+        return (self.n_tiles, t, t, 3)
 
     @property
     def origins_px(self) -> np.ndarray:
@@ -157,25 +159,25 @@ class TileWorkspace:
 
     grid: TileGrid
     canvas: np.ndarray = field(init=False)  # (rows, cols, 3) uint8, the body in mask mm
-    chw: np.ndarray = field(init=False)  # (3, rows, cols) float32, normalised
-    batch: np.ndarray = field(init=False)  # (N, 3, T, T) float32, the model input
+    hwc: np.ndarray = field(init=False)  # (rows, cols, 3) float32, normalised
+    batch: np.ndarray = field(init=False)  # (N, T, T, 3) float32, the model input
     _half: np.ndarray = field(init=False, repr=False)
     _tiles: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         g = self.grid
         self.canvas = np.zeros((g.rows, g.cols, 3), np.uint8)
-        self.chw = np.zeros((3, g.rows, g.cols), np.float32)
+        self.hwc = np.zeros((g.rows, g.cols, 3), np.float32)
         self.batch = np.zeros(g.batch_shape, np.float32)
         # A nominal body at 0.2 mm/px, halved, with room to spare.
         self._half = np.zeros(g.rows * g.cols * 3 * 4, np.uint8)
         t = g.params.tile_px
-        st = self.chw.strides
+        st = self.hwc.strides
         sx, sy = g.stride_px
         self._tiles = np.lib.stride_tricks.as_strided(
-            self.chw,
-            shape=(g.ny, g.nx, 3, t, t),
-            strides=(sy * st[1], sx * st[2], st[0], st[1], st[2]),
+            self.hwc,
+            shape=(g.ny, g.nx, t, t, 3),
+            strides=(sy * st[0], sx * st[1], st[0], st[1], st[2]),
             writeable=False,
         )
 
@@ -188,7 +190,7 @@ class TileWorkspace:
 
     @property
     def tiles(self) -> np.ndarray:
-        """(ny, nx, 3, T, T) strided view of ``chw``: every tile, no copy."""
+        """(ny, nx, T, T, 3) strided view of ``hwc``: every tile, no copy."""
         return self._tiles
 
 
@@ -284,24 +286,23 @@ def reference_colour(canvas: np.ndarray) -> np.ndarray:
     return np.maximum(np.median(sub, axis=0), 1.0).astype(np.float32)
 
 
-def normalise(canvas: np.ndarray, out_chw: np.ndarray) -> np.ndarray:
-    """``canvas / reference − 1`` channel-first into ``out_chw`` (float32); returns it.
+def normalise(canvas: np.ndarray, out_hwc: np.ndarray) -> np.ndarray:
+    """``canvas / reference − 1`` into ``out_hwc`` (float32); returns it.
 
     Good cloth is ≈ 0, the belt seen through a hole ≈ −0.8, a stain a negative
     change in one or more channels: the same numbers on any fabric and any light.
     """
-    ref = reference_colour(canvas)
-    for ch in range(3):
-        np.multiply(canvas[:, :, ch], np.float32(1.0 / ref[ch]), out=out_chw[ch])
-    out_chw -= np.float32(1.0)
-    return out_chw
+    inv = np.float32(1.0) / reference_colour(canvas)
+    np.multiply(canvas, inv, out=out_hwc)
+    out_hwc -= np.float32(1.0)
+    return out_hwc
 
 
 def fill_batch(work: TileWorkspace) -> np.ndarray:
-    """Copy every tile of ``work.chw`` into ``work.batch`` (one strided copy)."""
+    """Copy every tile of ``work.hwc`` into ``work.batch`` (one strided copy)."""
     g = work.grid
     t = g.params.tile_px
-    np.copyto(work.batch.reshape(g.ny, g.nx, 3, t, t), work.tiles)
+    np.copyto(work.batch.reshape(g.ny, g.nx, t, t, 3), work.tiles)
     return work.batch
 
 
@@ -314,7 +315,7 @@ def prepare_batch(
 ) -> np.ndarray:
     """Rectified image → model input, all in ``work``'s buffers; returns ``work.batch``."""
     body_canvas(rect_image, mask_to_rect, body_w_mm, body_h_mm, work)
-    normalise(work.canvas, work.chw)
+    normalise(work.canvas, work.hwc)
     return fill_batch(work)
 
 
@@ -458,6 +459,22 @@ def interpret(
     return ClassifierResult(defects, body_scores(probs, anomaly, classes), probs, anomaly)
 
 
+def classify_canvas(
+    work: TileWorkspace,
+    run: RunFn,
+    body_w_mm: float,
+    body_h_mm: float,
+    classes: Sequence[str] = CLASSES,
+    thresholds: Thresholds | None = None,
+) -> ClassifierResult:
+    """Classify the body already in ``work.canvas`` (evaluation reuses saved canvases)."""
+    normalise(work.canvas, work.hwc)
+    logits, embeddings = run(fill_batch(work))
+    return interpret(
+        logits, embeddings, work.grid, body_w_mm, body_h_mm, classes, thresholds or Thresholds()
+    )
+
+
 def classify_body(
     rect_image: np.ndarray,
     mask_to_rect: np.ndarray,
@@ -473,8 +490,13 @@ def classify_body(
     ``mask_to_rect`` is ``body.mask_to_rect_affine(rectified)``; ``run`` executes
     the model on ``work.batch`` (all tiles of the body in one call).
     """
-    batch = prepare_batch(rect_image, mask_to_rect, body_w_mm, body_h_mm, work)
-    logits, embeddings = run(batch)
-    return interpret(
-        logits, embeddings, work.grid, body_w_mm, body_h_mm, classes, thresholds or Thresholds()
-    )
+    body_canvas(rect_image, mask_to_rect, body_w_mm, body_h_mm, work)
+    return classify_canvas(work, run, body_w_mm, body_h_mm, classes, thresholds)
+
+
+class BodyClassifier(Protocol):
+    """What the pipeline needs from a loaded model (``station.model.Classifier``)."""
+
+    def classify(
+        self, rect_image: np.ndarray, mask_to_rect: np.ndarray, body_w_mm: float, body_h_mm: float
+    ) -> ClassifierResult: ...

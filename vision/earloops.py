@@ -27,7 +27,7 @@ class LoopParams:
     """Where cords are looked for and what counts as one; lengths in mm."""
 
     #: The zone starts this far outside the short side (clear of its edge)…
-    edge_clear_mm: float = 1.5
+    edge_clear_mm: float = 3.5
     #: …and reaches this far (within the rectified image's loop margin).
     reach_mm: float = 19.0
     #: Zones are analysed at this scale (cords are ~3 mm wide).
@@ -35,9 +35,9 @@ class LoopParams:
     #: Structuring element of the top-hat / black-hat: wider than a cord.
     hat_mm: float = 7.0
     #: Response above the belt's median by this many robust sigmas…
-    min_sigmas: float = 6.0
+    min_sigmas: float = 5.0
     #: …and by at least this much (8-bit levels).
-    min_levels: float = 6.0
+    min_levels: float = 5.0
     #: A cord piece shorter than this (its longest extent) is lint or noise.
     min_cord_mm: float = 12.0
     #: Attachments are looked for in this band just outside the side…

@@ -104,9 +104,10 @@ def fold_profile(
     valley[:, d:-d] = np.maximum(np.minimum(rel[:, : -2 * d], rel[:, 2 * d :]) - rel[:, d:-d], 0.0)
     if wobble:
         valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
-    valleys = valley.reshape(n_chunks, 3, len(ys))
-    per_channel = np.median(np.asarray(valleys), axis=0)  # (3, n)
+    per_channel = np.median(valley.reshape(n_chunks, 3, len(ys)), axis=0)  # (3, n)
     lo, hi = per_channel.min(axis=0), per_channel.max(axis=0)
+    # A fold's shading darkens all channels alike; a coloured print line does not.
+    # Print valleys come back negative: they count in the noise, never as a fold.
     grey = hi <= params.max_channel_ratio * np.maximum(lo, 1e-6)
     return np.where(grey, lo, -lo), y0, s
 

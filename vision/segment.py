@@ -25,6 +25,9 @@ class SegmentParams:
 
     #: Nearest-neighbour reduction of the frame for the find (≈1.2 mm per pixel).
     downscale: int = 8
+    #: A belt brighter than this (8-bit, 20th percentile of the frame) is not the dark
+    #: belt the station needs: over-exposed, lights or camera failing.
+    max_belt_level: float = 140.0
     #: Fabric must be at least this much brighter than the belt (8-bit levels).
     min_contrast_levels: float = 30.0
     #: A body (loops removed) at least this large is a mask; smaller bright things are

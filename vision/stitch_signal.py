@@ -95,8 +95,9 @@ def pick_period(
     mult = cand[:, None] * np.arange(1, harmonics + 1)[None, :]
     inside = mult < limit
     logs = np.log(np.maximum(wide[np.minimum(mult, limit)], floor) / floor)
-    scores = np.where(inside.any(axis=1),
-                      (logs * inside).sum(axis=1) / np.maximum(inside.sum(axis=1), 1), -np.inf)
+    # Multiples beyond the sampling limit count as absent (the floor), so a candidate
+    # is never favoured for having fewer lines to show.
+    scores = (logs * inside).sum(axis=1) / harmonics
     best = int(cand[int(np.argmax(scores))])
     best_score = float(scores.max())
     f0 = (best + parabola(power, best)) / size
@@ -150,8 +151,10 @@ def thread_presence(
     obs = cv2.filter2D(line.astype(np.float32)[None, :], -1, k,
                        borderType=cv2.BORDER_REPLICATE)[0]
     exp = cv2.filter2D(expected[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
+    typical = max(float(np.partition(obs, obs.size // 2)[obs.size // 2]), 1e-6)
     if usual < min_contrast:
-        ratio = obs / max(float(np.partition(obs, obs.size // 2)[obs.size // 2]), 1e-6)
-        return np.clip(ratio, 0.0, 1.0), np.ones(len(line), bool)
-    ratio = np.clip(obs / np.maximum(exp, 1e-6), 0.0, 1.0)
+        return np.clip(obs / typical, 0.0, 1.0), np.ones(len(line), bool)
+    # A thread shows at least as much as it usually does (its relief and shadow, not
+    # only its colour), and more where its colour stands out from the cloth.
+    ratio = np.clip(obs / np.maximum(exp, typical), 0.0, 1.0)
     return ratio, exp >= share * usual

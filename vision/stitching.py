@@ -48,7 +48,7 @@ class SeamParams:
     """How the seam is searched and measured; lengths in mm on the belt."""
 
     #: Rows closer to the edge than this are not searched (the edge's own step).
-    band_start_mm: float = 0.8
+    band_start_mm: float = 1.3
     #: The search reaches this far beyond the spec's largest offset.
     band_extra_mm: float = 4.0
     #: Along the side, skip this much beyond the crossing seams of the next sides.
@@ -366,18 +366,22 @@ def _measure_all(
     n_sides = len(SIDES)
     # Stitch signal: colour distance to the thread along the thread's rows (each row
     # and side has its own thread colour: the median of that row).
-    half = _px(params.thread_halfwidth_mm, s)
-    offsets = np.arange(-half, half + 1)
+    half = int(round(params.thread_halfwidth_mm / s))
+    ref = _px(params.reference_mm, s)
+    # Rows across the thread, then the cloth rows beside it (same treatment): a print
+    # with its own period shows in both, the needle holes only in the first.
+    offsets = np.concatenate([np.arange(-half, half + 1), [-ref, ref]])
     px = img[np.clip(r_i[None, :] + offsets[:, None], 0, img.shape[0] - 1), cols[None, :]]
     n_rows = len(offsets)
     group = (side_of[None, :, None] * n_rows + np.arange(n_rows)[:, None, None]) * 3 + np.arange(3)
     colours = grouped_median_u8(px.ravel(), group.ravel().astype(np.intp), n_sides * n_rows * 3)
     colours = colours.reshape(n_sides, n_rows, 3)
     diff = px.astype(np.float32) - colours[side_of].transpose(1, 0, 2)
-    sig = np.sqrt((diff * diff).sum(axis=2)).sum(axis=0)
+    dist = np.sqrt((diff * diff).sum(axis=2))
+    sig = dist[: 2 * half + 1].sum(axis=0)
+    cloth = dist[2 * half + 1 :].sum(axis=0)
     # Gaps: thin line at the seam row against what a thread would give there.
     core = np.maximum(np.maximum(line[r_i - 1, cols], line[r_i, cols]), line[r_i + 1, cols])
-    ref = _px(params.reference_mm, s)
     above = img[np.maximum(r_i - ref, 0), cols].astype(np.float32)
     below = img[np.minimum(r_i + ref, img.shape[0] - 1), cols].astype(np.float32)
     thread = colours[:, half]  # (sides, 3): the seam row's own colour
@@ -390,7 +394,10 @@ def _measure_all(
         sel = side_of == i
         seg = sig[sel]
         seg = seg - cv2.blur(seg[None, :].astype(np.float32), (hp, 1))[0]
-        power = spectrum(seg, params.fft_size)
+        beside = cloth[sel]
+        beside = beside - cv2.blur(beside[None, :].astype(np.float32), (hp, 1))[0]
+        # The print's own spectral lines, seen beside the thread, are taken out.
+        power = np.maximum(spectrum(seg, params.fft_size) - spectrum(beside, params.fft_size), 0)
         period, score = pick_period(
             power, params.fft_size, params.pitch_min_ratio * nominal,
             params.pitch_max_ratio * nominal, params.pitch_harmonics,

@@ -25,8 +25,17 @@ from station.paths import DEFAULT_SPEC_PATH
 
 #: Scene kinds cycled through for the benchmark frames (mostly measured masks).
 BENCH_KINDS: tuple[str, ...] = (
-    "good", "good", "good", "dimension", "pleats", "ear_loop", "seam_gap", "seam_offset",
-    "stitch_length", "hole", "stain",
+    "good",
+    "good",
+    "good",
+    "dimension",
+    "pleats",
+    "ear_loop",
+    "seam_gap",
+    "seam_offset",
+    "stitch_length",
+    "hole",
+    "stain",
 )
 
 
@@ -108,10 +117,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"frames {report['frames']} × {args.repeat} passes, 2028×1520, "
-          f"cv2 threads {report['cv2_threads']}")
-    print(f"pipeline  p50 {report['pipeline_p50_ms']:.2f} ms   p99 {report['pipeline_p99_ms']:.2f} ms"
-          f"   (p99/p50 {report['ratio_p99_to_p50']})")
+    print(
+        f"frames {report['frames']} × {args.repeat} passes, 2028×1520, "
+        f"cv2 threads {report['cv2_threads']}"
+    )
+    print(
+        f"pipeline  p50 {report['pipeline_p50_ms']:.2f} ms   p99 {report['pipeline_p99_ms']:.2f} ms"
+        f"   (p99/p50 {report['ratio_p99_to_p50']})"
+    )
     print(f"floor     p50 {report['floor_ms']:.3f} ms (cv2.cvtColor BGR→GRAY of the same frame)")
     print(f"ratio     pipeline p50 / floor = {report['ratio_p50_to_floor']}")
     for name, s in report["stages"].items():

@@ -71,9 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     batch.add_argument(
         "--spec", dest="spec_name", help="prototype spec name, e.g. resilience-child"
     )
-    batch.add_argument(
-        "--close-previous", action="store_true", help="close the open batch first"
-    )
+    batch.add_argument("--close-previous", action="store_true", help="close the open batch first")
     batch.set_defaults(handler=cmd_batch)
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from station.config.api import ApiConfig
 from station.config.base import ConfigError, Section, describe_errors
 from station.config.camera import CameraConfig
+from station.config.export import ExportConfig
 from station.config.gpio import GpioConfig
 from station.config.inspection import InspectionConfig
 from station.config.line import LineConfig
@@ -49,6 +50,10 @@ class StationConfig(Section):
     api: ApiConfig = Field(default_factory=ApiConfig, description="Supervisor page and API.")
     simulator: SimulatorConfig = Field(
         default_factory=SimulatorConfig, description="Simulated belt (demo)."
+    )
+    export: ExportConfig = Field(
+        default_factory=ExportConfig,
+        description="Store-and-forward of inspections to central systems (MQTT, HTTP, file).",
     )
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ from station.store import QCStore
 from station.store.outbox import Outbox, OutboxStats
 from station.store.timeutil import format_utc, utc_now_iso
 
-from .config import ExportConfig
+from station.config.export import ExportConfig
 from .schema import dumps_record, to_export_record
 from .sinks import (
     Identity,

@@ -1,7 +1,7 @@
 """Sink plugins, chosen by the ``type`` of each ``[[export.sinks]]`` table.
 
 Adding a sink: a :class:`~.base.Sink` subclass in its own module, a config model with
-a ``type`` literal in :mod:`station.export.config`, and one line in :data:`SINK_TYPES`.
+a ``type`` literal in :mod:`station.config.export`, and one line in :data:`SINK_TYPES`.
 Modules are imported on demand, so a station without paho-mqtt can still push HTTP.
 """
 
