@@ -17,7 +17,16 @@ from station.config import ConfigError
 
 #: Modules under ``station/commands/`` that declare their own sub-command with
 #: ``add_parser(sub)``, setting ``handler`` to the function that runs it.
-COMMAND_MODULES: tuple[str, ...] = ("calibrate", "ctl", "export", "central")
+COMMAND_MODULES: tuple[str, ...] = (
+    "calibrate",
+    "inspect",
+    "teach",
+    "bench",
+    "evaluate",
+    "ctl",
+    "export",
+    "central",
+)
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:

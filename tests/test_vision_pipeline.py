@@ -9,7 +9,7 @@ job (``qc-station eval``, docs/ACCURACY.md).
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pytest
@@ -28,8 +28,13 @@ def renderer() -> Renderer:
 
 def _good(**changes) -> MaskParams:
     base = MaskParams.from_spec(
-        SPEC, center_mm=(4.0, -6.0), angle_deg=9.0, width_mm=200.6, height_mm=94.4,
-        thread_bgr=(150.0, 150.0, 155.0), fabric_bgr=(222.0, 214.0, 200.0),
+        SPEC,
+        center_mm=(4.0, -6.0),
+        angle_deg=9.0,
+        width_mm=200.6,
+        height_mm=94.4,
+        thread_bgr=(150.0, 150.0, 155.0),
+        fabric_bgr=(222.0, 214.0, 200.0),
     )
     return replace(base, **changes)
 
@@ -43,13 +48,15 @@ SCENES: dict[str, list[MaskParams]] = {
     "seam_offset": [_good(seam_offsets_mm=(5.0, 9.0, 5.0, 5.0))],
     "stitch_length": [_good(stitch_length_mm=4.4)],
     "partial": [_good(center_mm=(130.0, -6.0), angle_deg=0.0)],
-    "multiple": [_good(center_mm=(0.0, -62.0), angle_deg=2.0),
-                 _good(center_mm=(10.0, 68.0), angle_deg=-3.0)],
+    "multiple": [
+        _good(center_mm=(0.0, -62.0), angle_deg=2.0),
+        _good(center_mm=(10.0, 68.0), angle_deg=-3.0),
+    ],
     "no_mask": [],
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def scene(kind: str) -> tuple[np.ndarray, object]:
     rng = np.random.default_rng(20261123)
     return renderer().render(SCENES[kind], LookParams(), rng, SPEC)
@@ -61,8 +68,9 @@ def ctx() -> InspectionContext:
 
 
 def _overlap(d, t) -> bool:
-    return (abs(d.x_mm - t.x_mm) * 2 <= d.w_mm + t.w_mm
-            and abs(d.y_mm - t.y_mm) * 2 <= d.h_mm + t.h_mm)
+    return (
+        abs(d.x_mm - t.x_mm) * 2 <= d.w_mm + t.w_mm and abs(d.y_mm - t.y_mm) * 2 <= d.h_mm + t.h_mm
+    )
 
 
 def test_good_mask_is_accepted_and_measured() -> None:
@@ -140,7 +148,7 @@ def test_grey_16bit_and_bgra_frames_are_inspected() -> None:
     assert inspect_frame(grey, ctx()).verdict in ("accept", "reject")
     wide = image.astype(np.uint16) << 8
     assert inspect_frame(wide, ctx()).verdict == "accept"
-    bgra = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    bgra = np.concatenate([image, np.full((*image.shape[:2], 1), 255, np.uint8)], axis=2)
     assert inspect_frame(bgra, ctx()).verdict == "accept"
 
 

@@ -133,7 +133,7 @@ class TileGrid:
 
 def _axis(length_px: float, tile_px: int, max_stride_px: int) -> tuple[int, int]:
     """(tiles, stride) covering ``length_px`` with steps of at most ``max_stride_px``."""
-    span = max(int(round(length_px)) - tile_px, 0)
+    span = max(round(length_px) - tile_px, 0)
     if span == 0:
         return 1, max_stride_px
     n = int(np.ceil(span / max_stride_px)) + 1
@@ -257,7 +257,9 @@ def body_canvas(
     x0, y0, x1, y1 = body_roi(mask_to_rect, body_w_mm, body_h_mm, rect_image.shape[:2])
     half = work.half_view((y1 - y0) // 2, (x1 - x0) // 2)
     cv2.resize(
-        rect_image[y0:y1, x0:x1], (half.shape[1], half.shape[0]), dst=half,
+        rect_image[y0:y1, x0:x1],
+        (half.shape[1], half.shape[0]),
+        dst=half,
         interpolation=cv2.INTER_AREA,
     )
     m = canvas_affine(mask_to_rect, body_w_mm, body_h_mm, g.cols, g.rows, (x0, y0))

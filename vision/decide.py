@@ -15,8 +15,9 @@ import numpy as np
 
 from vision.earloops import LoopSide
 from vision.pleats import PleatResult
+from vision.seam_band import side_point_mask
 from vision.spec import PrototypeSpec, Toleranced
-from vision.stitching import SeamSide, side_point_mask
+from vision.stitching import SeamSide
 from vision.types import Defect, Measurements, Verdict
 
 
@@ -80,7 +81,9 @@ def loop_defects(loops: dict[str, LoopSide], spec: PrototypeSpec) -> list[Defect
     if ok == spec.ear_loops.count:
         return []
     names = {"detached": "décousu", "missing": "absent", "ok": "en place"}
-    bad = [side for side in loops.values() if side.state != "ok"] if ok < spec.ear_loops.count else []
+    bad = (
+        [side for side in loops.values() if side.state != "ok"] if ok < spec.ear_loops.count else []
+    )
     targets = bad or list(loops.values())
     out = []
     for side in targets:
@@ -110,8 +113,12 @@ def _along_box(
     )
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
-    return {"x_mm": _r((x0 + x1) / 2), "y_mm": _r((y0 + y1) / 2), "w_mm": _r(x1 - x0),
-            "h_mm": _r(y1 - y0)}
+    return {
+        "x_mm": _r((x0 + x1) / 2),
+        "y_mm": _r((y0 + y1) / 2),
+        "w_mm": _r(x1 - x0),
+        "h_mm": _r(y1 - y0),
+    }
 
 
 def seam_defects(

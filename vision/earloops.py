@@ -68,15 +68,18 @@ def _zone(
     s = params.zone_mm_per_px
     margin = -rect.v0_mm  # the rectified image's belt margin beyond the long sides
     y0, y1 = -margin, body.height_mm + margin
-    nx = int(round((params.reach_mm - params.edge_clear_mm) / s))
-    ny = int(round((y1 - y0) / s))
+    nx = round((params.reach_mm - params.edge_clear_mm) / s)
+    ny = round((y1 - y0) / s)
     sign = -1.0 if side == "left" else 1.0
     x_start = (0.0 if side == "left" else body.width_mm) + sign * params.edge_clear_mm
     zone_to_mask = np.array([[sign * s, 0.0, x_start], [0.0, s, y0]])
     a = np.vstack([body.mask_to_rect_affine(rect), [0, 0, 1]])
     m = (a @ np.vstack([zone_to_mask, [0, 0, 1]]))[:2]
     zone = cv2.warpAffine(
-        rect.image, m, (nx, ny), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        rect.image,
+        m,
+        (nx, ny),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
     return cv2.cvtColor(zone, cv2.COLOR_BGR2GRAY), zone_to_mask
@@ -102,7 +105,7 @@ def cord_mask(zone: np.ndarray, params: LoopParams) -> np.ndarray:
     if outside.any():
         work = zone.copy()
         work[outside] = np.uint8(_stats_u8(zone[~outside])[0]) if (~outside).any() else 0
-    k = max(int(round(params.hat_mm / params.zone_mm_per_px)) | 1, 3)
+    k = max(round(params.hat_mm / params.zone_mm_per_px) | 1, 3)
     se = np.ones((k, k), np.uint8)  # square: separable, and wider than any cord
     top = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
     black = cv2.morphologyEx(work, cv2.MORPH_BLACKHAT, se)
@@ -120,17 +123,15 @@ def cord_mask(zone: np.ndarray, params: LoopParams) -> np.ndarray:
     return seeded[labels].astype(np.uint8)
 
 
-def analyse_side(
-    rect: Rectified, body: BodyFrame, side: str, params: LoopParams
-) -> LoopSide:
+def analyse_side(rect: Rectified, body: BodyFrame, side: str, params: LoopParams) -> LoopSide:
     zone, to_mask = _zone(rect, body, side, params)
     mask = cord_mask(zone, params)
     s = params.zone_mm_per_px
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    depth = max(int(round(params.attach_depth_mm / s)), 1)
+    depth = max(round(params.attach_depth_mm / s), 1)
     y0 = to_mask[1, 2]
-    top_rows = int(round((params.attach_zone_mm - y0) / s))
-    bottom_rows = int(round((body.height_mm - params.attach_zone_mm - y0) / s))
+    top_rows = round((params.attach_zone_mm - y0) / s)
+    bottom_rows = round((body.height_mm - params.attach_zone_mm - y0) / s)
     min_len = params.min_cord_mm / s
     top = bottom = False
     found = []

@@ -133,18 +133,18 @@ def _profiles(
     """
     s = rect.mm_per_px
     w, h = rect.pose.width_mm, rect.pose.height_mm
-    n = max(int(round(params.search_mm / s)), 3)
-    g = max(int(round(params.group_mm / s)), 1)
+    n = max(round(params.search_mm / s), 3)
+    g = max(round(params.group_mm / s), 1)
     horizontal = side in ("top", "bottom")
     if horizontal:
         t0, t1 = params.corner_exclusion_mm, w - params.corner_exclusion_mm
         e_nom = 0.0 if side == "top" else h
-        e_idx = int(round(rect.row(e_nom)))
+        e_idx = round(rect.row(e_nom))
         a0, a1 = int(np.ceil(rect.col(t0))), int(np.floor(rect.col(t1)))
     else:
         t0, t1 = params.loop_zone_mm, h - params.loop_zone_mm
         e_nom = 0.0 if side == "left" else w
-        e_idx = int(round(rect.col(e_nom)))
+        e_idx = round(rect.col(e_nom))
         a0, a1 = int(np.ceil(rect.row(t0))), int(np.floor(rect.row(t1)))
     rows, cols = rect.shape
     limit = rows if horizontal else cols
@@ -159,9 +159,9 @@ def _profiles(
     else:
         strip = rect.gray(slice(a0, a1), slice(lo, hi)).astype(np.float32)
         prof = cv2.resize(strip, (hi - lo, groups), interpolation=cv2.INTER_AREA)
-    t_centres = (
-        (rect.u0_mm if horizontal else rect.v0_mm) + (a0 + (np.arange(groups) + 0.5) * g - 0.5) * s
-    )
+    t_centres = (rect.u0_mm if horizontal else rect.v0_mm) + (
+        a0 + (np.arange(groups) + 0.5) * g - 0.5
+    ) * s
     e_start = (rect.v0_mm if horizontal else rect.u0_mm) + lo * s
     if side in ("bottom", "right"):  # belt side first: reverse the across axis
         prof = prof[:, ::-1]
@@ -247,12 +247,19 @@ def fit_body(rect: Rectified, params: EdgeParams) -> BodyFrame:
     lines = {side: fit_edge(rect, side, params) for side in SIDES}
     top, right, bottom, left = (lines[s] for s in SIDES)
     corners = np.array(
-        [_intersect(top, left), _intersect(top, right), _intersect(bottom, right), _intersect(bottom, left)]
+        [
+            _intersect(top, left),
+            _intersect(top, right),
+            _intersect(bottom, right),
+            _intersect(bottom, left),
+        ]
     )
     width = (np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2
     height = (np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])) / 2
     # Direction of the width axis: all four sides vote, weighted by their length².
-    angles = np.array([np.arctan(top.b), np.arctan(bottom.b), -np.arctan(left.b), -np.arctan(right.b)])
+    angles = np.array(
+        [np.arctan(top.b), np.arctan(bottom.b), -np.arctan(left.b), -np.arctan(right.b)]
+    )
     weights = np.array([width, width, height, height]) ** 2
     skew = float(np.degrees(np.sum(angles * weights) / np.sum(weights)))
     return BodyFrame(corners, float(width), float(height), skew, lines)

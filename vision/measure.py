@@ -72,8 +72,12 @@ def coarse_pose(
     mid_u = (u > corner_share * w) & (u < (1 - corner_share) * w)
     mid_v = (v > corner_share * h) & (v < (1 - corner_share) * h)
     edges = []
-    for sel, coord, lo in ((mid_u & (v < h / 2), v, True), (mid_u & (v >= h / 2), v, False),
-                           (mid_v & (u < w / 2), u, True), (mid_v & (u >= w / 2), u, False)):
+    for sel, coord in (
+        (mid_u & (v < h / 2), v),
+        (mid_u & (v >= h / 2), v),
+        (mid_v & (u < w / 2), u),
+        (mid_v & (u >= w / 2), u),
+    ):
         if sel.sum() < 3:
             return first
         edges.append(float(np.median(coord[sel])))

@@ -45,7 +45,7 @@ def _poly(canvas: np.ndarray, pts_px: np.ndarray, colour, thick: int, closed: bo
 
 
 def _label(canvas: np.ndarray, text: str, org: tuple[int, int], colour, scale: float) -> None:
-    thick = max(1, int(round(scale * 2)))
+    thick = max(1, round(scale * 2))
     cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, DARK, thick + 2, cv2.LINE_AA)
     cv2.putText(canvas, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
 
@@ -76,10 +76,14 @@ def draw_mask(
     params: OverlayParams,
 ) -> None:
     """Body outline, seam lines and defect boxes; ``to_px`` maps mask mm → overlay px."""
-    thick = max(1, int(round(canvas.shape[1] / 500)))
+    thick = max(1, round(canvas.shape[1] / 500))
     colour = GREEN if verdict == "accept" else RED
-    _poly(canvas, to_px(rect_outline(0, 0, width_mm, height_mm, params.outline_step_mm)),
-          colour, thick)
+    _poly(
+        canvas,
+        to_px(rect_outline(0, 0, width_mm, height_mm, params.outline_step_mm)),
+        colour,
+        thick,
+    )
     for line in seam_lines_mm:
         if len(line) >= 2:
             _poly(canvas, to_px(line), CYAN, 1, closed=False)
@@ -96,7 +100,7 @@ def draw_mask(
 
 def draw_blobs(canvas: np.ndarray, outlines_px: Sequence[np.ndarray], scale: float) -> None:
     """Outlines of what was found when nothing could be measured (partial, multiple)."""
-    thick = max(1, int(round(canvas.shape[1] / 500)))
+    thick = max(1, round(canvas.shape[1] / 500))
     for c in outlines_px:
         _poly(canvas, np.asarray(c) * scale, RED, thick)
 

@@ -194,8 +194,9 @@ def _analyse(
 
     if seg.belt_level > p.segment.max_belt_level:
         msg = f"no dark belt in view (level {seg.belt_level:.0f}): over-exposed or covered"
-        return _finish(img, ctx, clock, "error", [Defect("error", msg)], Measurements(), seg,
-                       None, msg)
+        return _finish(
+            img, ctx, clock, "error", [Defect("error", msg)], Measurements(), seg, None, msg
+        )
     if not seg.blobs:
         return _finish(img, ctx, clock, "no_mask", [], Measurements(), seg, None, "no mask")
     defects: list[Defect] = []

@@ -73,16 +73,17 @@ def fold_profile(
     ys = np.arange(y0, y1, s)
     n_chunks = max(int((x1 - x0) // params.chunk_mm), 1)
     edges_x = np.linspace(x0, x1, n_chunks + 1)
-    d = max(int(round(params.valley_mm / s)), 1)
-    wobble = max(int(round(params.straightness_mm / s)), 0)
+    d = max(round(params.valley_mm / s), 1)
+    wobble = max(round(params.straightness_mm / s), 0)
     rows_img, cols_img = rect.shape
     # Chunk centres and the local rows of the profile's samples in each chunk: the
     # chunks are narrow, so the residual rotation only shifts each one.
     xc = 0.5 * (edges_x[:-1] + edges_x[1:])
-    v = np.stack([body.mask_to_local(np.stack([np.full_like(ys, x), ys], axis=1))[:, 1]
-                  for x in xc])  # (chunks, n)
+    v = np.stack(
+        [body.mask_to_local(np.stack([np.full_like(ys, x), ys], axis=1))[:, 1] for x in xc]
+    )  # (chunks, n)
     cx = [rect.col(body.mask_to_local(np.array([x, ys[0]]))[0]) for x in edges_x]
-    c0, c1 = int(round(cx[0])), int(round(cx[-1]))
+    c0, c1 = round(cx[0]), round(cx[-1])
     r0 = int(np.floor(rect.row(v.min()))) - 2
     r1 = int(np.ceil(rect.row(v.max()))) + 3
     if c0 < 0 or c1 > cols_img or r0 < 0 or r1 > rows_img or c1 - c0 < n_chunks:
@@ -104,7 +105,8 @@ def fold_profile(
     valley[:, d:-d] = np.maximum(np.minimum(rel[:, : -2 * d], rel[:, 2 * d :]) - rel[:, d:-d], 0.0)
     if wobble:
         valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
-    per_channel = np.median(valley.reshape(n_chunks, 3, len(ys)), axis=0)  # (3, n)
+    k_mid = n_chunks // 2
+    per_channel = np.partition(valley.reshape(n_chunks, 3, len(ys)), k_mid, axis=0)[k_mid]
     lo, hi = per_channel.min(axis=0), per_channel.max(axis=0)
     # A fold's shading darkens all channels alike; a coloured print line does not.
     # Print valleys come back negative: they count in the noise, never as a fold.
@@ -124,7 +126,7 @@ def count_pleats(
     mag = np.abs(prof)
     noise = 1.4826 * float(np.median(np.abs(mag - np.median(mag))))
     level = max(params.min_depth, float(np.median(mag)) + params.min_sigmas * noise)
-    spacing = max(int(round(params.min_spacing_mm / s)), 1)
+    spacing = max(round(params.min_spacing_mm / s), 1)
     order = np.argsort(prof)[::-1]
     taken: list[int] = []
     for i in order:

@@ -25,6 +25,9 @@ class SegmentParams:
 
     #: Nearest-neighbour reduction of the frame for the find (≈1.2 mm per pixel).
     downscale: int = 8
+    #: The belt's level is this quantile of the coarse frame's brightness (a mask
+    #: covers at most ~40 % of the view).
+    belt_quantile: float = 0.2
     #: A belt brighter than this (8-bit, 20th percentile of the frame) is not the dark
     #: belt the station needs: over-exposed, lights or camera failing.
     max_belt_level: float = 140.0
@@ -98,7 +101,7 @@ def find_masks(
     value = brightness(coarse)
     hist = cv2.calcHist([value], [0], None, [256], [0, 256]).ravel()
     cdf = np.cumsum(hist) / max(hist.sum(), 1.0)
-    belt_level = float(np.searchsorted(cdf, 0.2))
+    belt_level = float(np.searchsorted(cdf, params.belt_quantile))
     # Not Otsu: it splits light cloth from its own mid-dark print; anything clearly
     # brighter than the belt is cloth (or a loop, lint: sorted out by size below).
     threshold = belt_level + params.min_contrast_levels
@@ -127,13 +130,23 @@ def find_masks(
             continue
         cv2.drawContours(claimed, [c], -1, 1, -1)
         pts = c.reshape(-1, 2).astype(np.float64)
-        blobs.append(Blob(pts * step, pts * step, area * px_mm**2, bool(touches),
-                          (x * step, y * step, bw * step, bh * step)))
+        blobs.append(
+            Blob(
+                pts * step,
+                pts * step,
+                area * px_mm**2,
+                bool(touches),
+                (x * step, y * step, bw * step, bh * step),
+            )
+        )
     # A sliver of cloth at the border, too thin to survive the opening, is still a
     # mask cut by the border.
-    edge = solid[: m + 1].any() or solid[-m - 1 :].any() or solid[:, : m + 1].any() or solid[
-        :, -m - 1 :
-    ].any()
+    edge = (
+        solid[: m + 1].any()
+        or solid[-m - 1 :].any()
+        or solid[:, : m + 1].any()
+        or solid[:, -m - 1 :].any()
+    )
     if not edge:
         blobs.sort(key=lambda b: b.body_area_mm2, reverse=True)
         return Segmentation(blobs, threshold, belt_level, coarse, step)
@@ -149,14 +162,14 @@ def find_masks(
         outline = _largest_contour(region)
         if outline is None:
             continue
-        pts = (outline + (x, y)) * step
+        pts = (outline + np.array([x, y], np.float64)) * step
         blobs.append(Blob(pts, None, 0.0, True, (x * step, y * step, bw * step, bh * step)))
     blobs.sort(key=lambda b: b.body_area_mm2, reverse=True)
     return Segmentation(blobs, threshold, belt_level, coarse, step)
 
 
 def _odd(size_px: float) -> int:
-    return max(3, int(round(size_px)) | 1)
+    return max(3, round(size_px) | 1)
 
 
 def _fill_small_holes(binary: np.ndarray, max_area_px: float) -> None:

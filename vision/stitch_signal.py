@@ -148,8 +148,7 @@ def thread_presence(
     expected = both.max(axis=1).astype(np.float32)
     usual = float(np.partition(expected, expected.size // 2)[expected.size // 2])
     k = np.ones((1, window), np.float32) / window
-    obs = cv2.filter2D(line.astype(np.float32)[None, :], -1, k,
-                       borderType=cv2.BORDER_REPLICATE)[0]
+    obs = cv2.filter2D(line.astype(np.float32)[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
     exp = cv2.filter2D(expected[None, :], -1, k, borderType=cv2.BORDER_REPLICATE)[0]
     typical = max(float(np.partition(obs, obs.size // 2)[obs.size // 2]), 1e-6)
     if usual < min_contrast:

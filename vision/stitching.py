@@ -32,6 +32,12 @@ import numpy as np
 
 from vision.edges import SIDES, BodyFrame
 from vision.rectify import Rectified
+from vision.seam_band import (
+    extract_band,
+    grouped_median_u8,
+    side_length,
+    thin_line,
+)
 from vision.spec import SeamSpec
 from vision.stitch_signal import (
     bare_runs,
@@ -89,6 +95,10 @@ class SeamParams:
     #: A stretch without visible thread is a gap only if this share of it is seen
     #: bare (the rest hidden by print of the thread's colour).
     min_bare_share: float = 0.35
+    #: Where a seam broke, the loose thread ends lie along the seam line and look like
+    #: thread for a while: each may hide up to this much of the stitch-free stretch,
+    #: so a visible bare stretch of ``max_gap_mm − 2 × loose_end_mm`` is a gap.
+    loose_end_mm: float = 0.5
     #: Thread shorter than this between two bare stretches is a loose end, not
     #: stitching (a stitched run has several stitches).
     min_stitched_run_mm: float = 1.5
@@ -115,100 +125,8 @@ class SeamSide:
     power: np.ndarray | None = None
 
 
-def side_length(body: BodyFrame, side: str) -> float:
-    return body.width_mm if side in ("top", "bottom") else body.height_mm
-
-
-def band_to_mask(w: float, h: float, side: str, t0: float, d0: float, step: float) -> np.ndarray:
-    """2×3 affine: band pixel (j along, i across) → mask mm (x, y), body ``w``×``h``."""
-    if side == "top":
-        return np.array([[step, 0, t0], [0, step, d0]])
-    if side == "bottom":
-        return np.array([[step, 0, t0], [0, -step, h - d0]])
-    if side == "left":
-        return np.array([[0, step, d0], [step, 0, t0]])
-    return np.array([[0, -step, w - d0], [step, 0, t0]])
-
-
-def side_point_mask(w: float, h: float, side: str, t: float, d: float) -> tuple[float, float]:
-    """Mask (x, y) of a point ``t`` along and ``d`` inside a side of a ``w``×``h`` body."""
-    m = band_to_mask(w, h, side, 0.0, 0.0, 1.0)
-    return float(m[0, 0] * t + m[0, 1] * d + m[0, 2]), float(m[1, 0] * t + m[1, 1] * d + m[1, 2])
-
-
-@dataclass(frozen=True, slots=True)
-class Band:
-    """A side's band, cut straight out of the rectified image (no resampling).
-
-    Row ``i`` of column ``j`` lies ``(i − edge_row[j]) · mm_per_px`` mm inside the
-    fitted edge; column ``j`` is ``t_mm[j]`` along the side (mask mm). The residual
-    rotation (a fraction of a degree) only makes the edge row drift slowly along
-    the band, which every use below follows.
-    """
-
-    image: np.ndarray  # (rows, cols, 3) uint8, contiguous
-    edge_row: np.ndarray  # (cols,) float
-    t_mm: np.ndarray  # (cols,) float
-    mm_per_px: float
-
-
-def extract_band(rect: Rectified, body: BodyFrame, side: str, d0: float, d1: float) -> Band:
-    """The band of ``side`` from ``d0`` to ``d1`` mm inside its edge, full length."""
-    s = rect.mm_per_px
-    line = body.lines[side]
-    tl = body.corners_local_mm[0]
-    horizontal = side in ("top", "bottom")
-    length = side_length(body, side)
-    along0 = tl[0] if horizontal else tl[1]
-    origin = rect.u0_mm if horizontal else rect.v0_mm
-    a0 = int(np.ceil((along0 - origin) / s))
-    a1 = int(np.floor((along0 + length - origin) / s)) + 1
-    idx = np.arange(a0, a1)
-    along = origin + idx * s
-    across0 = rect.v0_mm if horizontal else rect.u0_mm
-    edge = (line.a_mm + line.b * along - across0) / s  # edge, in image rows/cols
-    inward = 1.0 if side in ("top", "left") else -1.0
-    near = edge + inward * d0 / s
-    far = edge + inward * d1 / s
-    lo = int(np.floor(min(near.min(), far.min())))
-    hi = int(np.ceil(max(near.max(), far.max()))) + 1
-    limit = rect.shape[0] if horizontal else rect.shape[1]
-    lo_c, hi_c = max(lo, 0), min(hi, limit)
-    img = rect.image[lo_c:hi_c, a0:a1] if horizontal else rect.image[a0:a1, lo_c:hi_c].transpose(1, 0, 2)
-    if lo_c != lo or hi_c != hi:  # the band leaves the image: pad with its border
-        img = cv2.copyMakeBorder(np.ascontiguousarray(img), lo_c - lo, hi - hi_c, 0, 0,
-                                 cv2.BORDER_REPLICATE)
-    if inward < 0:
-        img = img[::-1]
-        edge_row = (hi - 1) - edge
-    else:
-        edge_row = edge - lo
-    return Band(np.ascontiguousarray(img), edge_row, along - along0, s)
-
-
-def thin_line(band: np.ndarray, ref: int) -> np.ndarray:
-    """Thin-line response of every row (uint8, best colour channel; rows within
-    ``ref`` of the band's border are 0). Saturating uint8 arithmetic does the
-    clipping at zero for free."""
-    out = np.zeros(band.shape[:2], np.uint8)
-    c, a, b = band[ref:-ref], band[: -2 * ref], band[2 * ref :]
-    lo, hi = cv2.min(a, b), cv2.max(a, b)
-    resp = cv2.max(cv2.subtract(lo, c), cv2.subtract(c, hi))
-    ch = cv2.split(resp)
-    out[ref:-ref] = cv2.max(cv2.max(ch[0], ch[1]), ch[2])
-    return out
-
-
 def _px(mm: float, s: float) -> int:
-    return max(int(round(mm / s)), 1)
-
-
-def grouped_median_u8(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Median of uint8 ``values`` per group id (0 … n_groups−1), by counting."""
-    counts = np.bincount(groups * 256 + values, minlength=n_groups * 256)
-    cdf = np.cumsum(counts.reshape(n_groups, 256), axis=1)
-    half = (cdf[:, -1:] + 1) / 2
-    return np.argmax(cdf >= half, axis=1).astype(np.float32)
+    return max(round(mm / s), 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,16 +149,20 @@ def _perimeter(rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamPar
     bands = [extract_band(rect, body, side, d0, d1) for side in SIDES]
     rows = max(b.image.shape[0] for b in bands)
     images = [
-        b.image if b.image.shape[0] == rows
+        b.image
+        if b.image.shape[0] == rows
         else cv2.copyMakeBorder(b.image, 0, rows - b.image.shape[0], 0, 0, cv2.BORDER_REPLICATE)
         for b in bands
     ]
     image = np.concatenate(images, axis=1)
     widths = np.cumsum([0] + [b.image.shape[1] for b in bands])
     return _Perimeter(
-        image, thin_line(image, ref), np.concatenate([b.edge_row for b in bands]),
+        image,
+        thin_line(image, ref),
+        np.concatenate([b.edge_row for b in bands]),
         np.concatenate([b.t_mm for b in bands]),
-        tuple(int(v) for v in widths[:-1]), tuple(int(v) for v in widths[1:]),
+        tuple(int(v) for v in widths[:-1]),
+        tuple(int(v) for v in widths[1:]),
     )
 
 
@@ -333,21 +255,49 @@ def analyse_seams(
         side_list.append(np.full(len(cols), i))
     results: dict[str, SeamSide] = {}
     if col_list:
-        measured = _measure_all(per, np.concatenate(col_list), np.concatenate(row_list),
-                                np.concatenate(side_list), s, seam, params)
+        measured = _measure_all(
+            per,
+            np.concatenate(col_list),
+            np.concatenate(row_list),
+            np.concatenate(side_list),
+            s,
+            seam,
+            params,
+        )
     else:
         measured = {}
     for i, side in enumerate(SIDES):
         t0, t1, _j0, _j1 = spans[i]
         length = side_length(body, side)
         if i not in measured:
-            results[side] = SeamSide(side, False, None, np.zeros((0, 2)), None, 0.0,
-                                     ((t0, t1),), max(t1 - t0, 0.0), (t0, t1), length)
+            results[side] = SeamSide(
+                side,
+                False,
+                None,
+                np.zeros((0, 2)),
+                None,
+                0.0,
+                ((t0, t1),),
+                max(t1 - t0, 0.0),
+                (t0, t1),
+                length,
+            )
             continue
         pitch, score, power, gaps, max_gap = measured[i]
         offs, icpt, _ = found[i]  # type: ignore[misc]
-        results[side] = SeamSide(side, True, offset[side], offs, pitch, score, tuple(gaps),
-                                 max_gap, (t0, t1), length, power)
+        results[side] = SeamSide(
+            side,
+            True,
+            offset[side],
+            offs,
+            pitch,
+            score,
+            tuple(gaps),
+            max_gap,
+            (t0, t1),
+            length,
+            power,
+        )
     return results
 
 
@@ -366,7 +316,7 @@ def _measure_all(
     n_sides = len(SIDES)
     # Stitch signal: colour distance to the thread along the thread's rows (each row
     # and side has its own thread colour: the median of that row).
-    half = int(round(params.thread_halfwidth_mm / s))
+    half = round(params.thread_halfwidth_mm / s)
     ref = _px(params.reference_mm, s)
     # Rows across the thread, then the cloth rows beside it (same treatment): a print
     # with its own period shows in both, the needle holes only in the first.
@@ -399,12 +349,20 @@ def _measure_all(
         # The print's own spectral lines, seen beside the thread, are taken out.
         power = np.maximum(spectrum(seg, params.fft_size) - spectrum(beside, params.fft_size), 0)
         period, score = pick_period(
-            power, params.fft_size, params.pitch_min_ratio * nominal,
-            params.pitch_max_ratio * nominal, params.pitch_harmonics,
+            power,
+            params.fft_size,
+            params.pitch_min_ratio * nominal,
+            params.pitch_max_ratio * nominal,
+            params.pitch_harmonics,
         )
         presence, seen = thread_presence(
-            core[sel], thread[i], above[sel], below[sel], window,
-            params.visibility_share, params.min_thread_contrast_levels,
+            core[sel],
+            thread[i],
+            above[sel],
+            below[sel],
+            window,
+            params.visibility_share,
+            params.min_thread_contrast_levels,
         )
         low = presence < params.gap_level
         bare = low & seen
@@ -416,7 +374,7 @@ def _measure_all(
                 continue
             g0, g1 = float(t[a]), float(t[min(c, len(t) - 1)])
             max_gap = max(max_gap, g1 - g0)
-            if g1 - g0 >= seam.max_gap_mm:
+            if g1 - g0 >= seam.max_gap_mm - 2 * params.loose_end_mm:
                 gaps.append((g0, g1))
         pitch = period * s if np.isfinite(period) else None
         out[int(i)] = (pitch, score, power, gaps, max_gap)
@@ -445,7 +403,10 @@ def mask_pitch(
         return None, 0.0
     nominal = seam.stitch_length_mm.nominal / mm_per_px
     period, score = pick_period(
-        np.sum(spectra, axis=0), params.fft_size, params.pitch_min_ratio * nominal,
-        params.pitch_max_ratio * nominal, params.pitch_harmonics,
+        np.sum(spectra, axis=0),
+        params.fft_size,
+        params.pitch_min_ratio * nominal,
+        params.pitch_max_ratio * nominal,
+        params.pitch_harmonics,
     )
     return (period * mm_per_px if np.isfinite(period) else None), score

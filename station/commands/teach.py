@@ -38,25 +38,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--calibration", required=True, type=Path, help="calibration JSON")
     p.add_argument("--out", required=True, type=Path, help="spec TOML to write")
-    p.add_argument("--base", type=Path, default=DEFAULT_SPEC_PATH,
-                   help="spec whose tolerances (and search ranges) are used")
+    p.add_argument(
+        "--base",
+        type=Path,
+        default=DEFAULT_SPEC_PATH,
+        help="spec whose tolerances (and search ranges) are used",
+    )
     p.add_argument("--name", help="spec name (default: the base's, suffixed -taught)")
     p.add_argument("--version", help="spec version (default: today's date)")
     for flag, what in (
-        ("--width-tol", "body width"), ("--height-tol", "body height"),
-        ("--offset-tol", "seam offset"), ("--stitch-tol", "stitch length"),
+        ("--width-tol", "body width"),
+        ("--height-tol", "body height"),
+        ("--offset-tol", "seam offset"),
+        ("--stitch-tol", "stitch length"),
     ):
         p.add_argument(flag, type=float, help=f"tolerance of the {what}, mm (default: base)")
     p.add_argument("--max-gap", type=float, help="longest stitch-free stretch allowed, mm")
-    p.add_argument("images", nargs="+", type=Path, metavar="GOOD_IMAGES",
-                   help="images (or folders) of good masks")
+    p.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="GOOD_IMAGES",
+        help="images (or folders) of good masks",
+    )
     p.set_defaults(handler=cmd_teach)
 
 
 def _stats(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, np.float64)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
+    return {
+        "mean": float(a.mean()),
+        "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "n": int(a.size),
+    }
 
 
 def measure_samples(paths: list[Path], ctx: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -79,25 +95,34 @@ def measure_samples(paths: list[Path], ctx: Any) -> tuple[list[dict[str, Any]], 
             continue
         m = fa.result.measurements
         offsets = [sd.offset_mm for sd in fa.mask.seams.values() if sd.offset_mm is not None]
-        rows.append({
-            "image": str(path), "width_mm": m.width_mm, "height_mm": m.height_mm,
-            "pleats": m.pleats, "ear_loops": m.ear_loops, "stitch_length_mm": m.stitch_length_mm,
-            "seam_offset_mm": float(np.mean(offsets)) if offsets else None,
-        })
+        rows.append(
+            {
+                "image": str(path),
+                "width_mm": m.width_mm,
+                "height_mm": m.height_mm,
+                "pleats": m.pleats,
+                "ear_loops": m.ear_loops,
+                "stitch_length_mm": m.stitch_length_mm,
+                "seam_offset_mm": float(np.mean(offsets)) if offsets else None,
+            }
+        )
     return rows, skipped
 
 
-def learn(rows: list[dict[str, Any]], base: Any, args: argparse.Namespace
-          ) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+def learn(
+    rows: list[dict[str, Any]], base: Any, args: argparse.Namespace
+) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """The new spec as a mapping, the warnings, and the spread of each quantity."""
     warnings: list[str] = []
     spread: dict[str, Any] = {}
     tol = {
         "width_mm": args.width_tol if args.width_tol is not None else base.body.width_mm.tol,
         "height_mm": args.height_tol if args.height_tol is not None else base.body.height_mm.tol,
-        "seam_offset_mm": args.offset_tol if args.offset_tol is not None
+        "seam_offset_mm": args.offset_tol
+        if args.offset_tol is not None
         else base.seam.offset_mm.tol,
-        "stitch_length_mm": args.stitch_tol if args.stitch_tol is not None
+        "stitch_length_mm": args.stitch_tol
+        if args.stitch_tol is not None
         else base.seam.stitch_length_mm.tol,
     }
     nominal: dict[str, float] = {}
@@ -109,8 +134,10 @@ def learn(rows: list[dict[str, Any]], base: Any, args: argparse.Namespace
         spread[key] = st
         nominal[key] = round(st["mean"], 2)
         if 2 * st["std"] > SPREAD_WARN_SHARE * tol[key]:
-            warnings.append(f"{key}: samples spread ±{2 * st['std']:.2f} mm (2σ), more than "
-                            f"{SPREAD_WARN_SHARE:.0%} of the tolerance ±{tol[key]:g} mm")
+            warnings.append(
+                f"{key}: samples spread ±{2 * st['std']:.2f} mm (2σ), more than "
+                f"{SPREAD_WARN_SHARE:.0%} of the tolerance ±{tol[key]:g} mm"
+            )
     counts = {}
     for key in ("pleats", "ear_loops"):
         c = Counter(r[key] for r in rows if r[key] is not None)
@@ -127,7 +154,7 @@ def learn(rows: list[dict[str, Any]], base: Any, args: argparse.Namespace
             "name": name,
             "version": args.version or datetime.now(UTC).strftime("%Y.%m.%d"),
             "description": f"Taught from {len(rows)} golden samples on "
-                           f"{datetime.now(UTC):%Y-%m-%d} (base {base.label})",
+            f"{datetime.now(UTC):%Y-%m-%d} (base {base.label})",
         },
         "body": {
             "width_mm": {"nominal": nominal["width_mm"], "tol": tol["width_mm"]},
@@ -136,8 +163,10 @@ def learn(rows: list[dict[str, Any]], base: Any, args: argparse.Namespace
         },
         "seam": {
             "offset_mm": {"nominal": nominal["seam_offset_mm"], "tol": tol["seam_offset_mm"]},
-            "stitch_length_mm": {"nominal": round(nominal["stitch_length_mm"], 2),
-                                 "tol": tol["stitch_length_mm"]},
+            "stitch_length_mm": {
+                "nominal": round(nominal["stitch_length_mm"], 2),
+                "tol": tol["stitch_length_mm"],
+            },
             "max_gap_mm": args.max_gap if args.max_gap is not None else base.seam.max_gap_mm,
             "sides": base.seam.sides,
         },
@@ -148,6 +177,7 @@ def learn(rows: list[dict[str, Any]], base: Any, args: argparse.Namespace
 
 def to_toml(spec: dict[str, Any], comment: str) -> str:
     """The spec as TOML in the shipped files' layout (tables, inline toleranced)."""
+
     def value(v: Any) -> str:
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
@@ -187,14 +217,19 @@ def cmd_teach(args: argparse.Namespace) -> int:
     print(f"learned from {len(rows)} of {len(paths)} samples:")
     for key in ("width_mm", "height_mm", "seam_offset_mm", "stitch_length_mm"):
         st = spread[key]
-        print(f"  {key:17s} {st['mean']:8.2f}   spread σ {st['std']:.3f}  "
-              f"[{st['min']:.2f} … {st['max']:.2f}]")
+        print(
+            f"  {key:17s} {st['mean']:8.2f}   spread σ {st['std']:.3f}  "
+            f"[{st['min']:.2f} … {st['max']:.2f}]"
+        )
     print(f"  pleats            {spec['body']['pleats']}   {spread['pleats']}")
     print(f"  ear_loops         {spec['ear_loops']['count']}   {spread['ear_loops']}")
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    text = to_toml(spec, f"Prototype spec taught by qc-station teach from {len(rows)} samples.\n"
-                         "Units are in the key names; every value carries its tolerance.")
+    text = to_toml(
+        spec,
+        f"Prototype spec taught by qc-station teach from {len(rows)} samples.\n"
+        "Units are in the key names; every value carries its tolerance.",
+    )
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")

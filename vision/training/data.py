@@ -210,9 +210,13 @@ def grid_tiles(bodies: Bodies) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class EpochParams:
     #: Tiles per flaw and epoch, each at another offset.
-    per_flaw: int = 4
-    #: Cloth tiles per flaw tile.
-    cloth_ratio: float = 2.0
+    per_flaw: int = 6
+    #: Random cloth tiles per flaw tile.
+    cloth_ratio: float = 3.0
+    #: Hardest cloth tiles of the station tiling (highest flaw probability under the
+    #: current model) added per flaw tile, from ``hard_bodies`` random bodies.
+    hard_ratio: float = 0.5
+    hard_bodies: int = 400
     #: A flaw lies at least this far inside its tile's border, px (when it fits).
     flaw_margin_px: int = 4
     #: Per-channel gain jitter of a tile (colour cast the reference does not cancel).
@@ -223,12 +227,12 @@ def sample_epoch(
     bodies: Bodies,
     rng: np.random.Generator,
     p: EpochParams,
-    extra_positive: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    extra: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One epoch of tiles: (which, origins, labels, flips, gains), shuffled.
 
-    ``extra_positive`` = (which, origins, labels) adds tiles chosen elsewhere (the
-    multiple-instance picks of real defect frames).
+    ``extra`` = [(which, origins, labels), …] adds tiles chosen elsewhere (hard
+    negatives, the multiple-instance picks of real defect frames).
     """
     g = bodies.grid
     t = g.params.tile_px
@@ -249,7 +253,7 @@ def sample_epoch(
     else:
         o_flaw = np.zeros((0, 2), np.int64)
     cloth_bodies = np.flatnonzero(bodies.bags <= 0)  # synthetic, or real "good"
-    n_cloth = max(int(round(len(w_flaw) * p.cloth_ratio)), 256)
+    n_cloth = max(round(len(w_flaw) * p.cloth_ratio), 256)
     w_cloth = rng.choice(cloth_bodies, size=n_cloth) if len(cloth_bodies) else w_flaw[:0]
     o_cloth = np.stack(
         [rng.integers(0, g.cols - t + 1, len(w_cloth)), rng.integers(0, g.rows - t + 1, len(w_cloth))],
@@ -260,10 +264,10 @@ def sample_epoch(
     origins[:, 0] = np.clip(origins[:, 0], 0, g.cols - t)
     origins[:, 1] = np.clip(origins[:, 1], 0, g.rows - t)
     labels = labels_at(bodies, which_all, origins)
-    if extra_positive is not None:
-        which_all = np.concatenate([which_all, extra_positive[0]])
-        origins = np.concatenate([origins, extra_positive[1]])
-        labels = np.concatenate([labels, extra_positive[2]])
+    for w, o, lab in extra or []:
+        which_all = np.concatenate([which_all, w])
+        origins = np.concatenate([origins, o])
+        labels = np.concatenate([labels, lab])
     keep = labels != IGNORE
     which_all, origins, labels = which_all[keep], origins[keep], labels[keep]
     order = rng.permutation(len(labels))

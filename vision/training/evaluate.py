@@ -248,7 +248,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append("recall by group:")
     for name, v in r["recall_by_group"].items():
         lines.append(f"  {name:24s} {pct(v['recall']):>8s}  n={v['n']}")
-    if "foreign" in r and r["foreign"]:
+    if r.get("foreign"):
         f = r["foreign"]
         lines.append(f"foreign objects: rejected {pct(f['rejected'])}, as anomaly "
                      f"{pct(f['as_anomaly'])} (n={f['n']}) {f['by_kind']}")

@@ -17,6 +17,7 @@ Whether int8 is kept is decided by the caller on validation figures.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,17 +51,19 @@ def export_onnx(model: TileNet, path: Path, tile_px: int) -> None:
     """fp32 ONNX with a dynamic batch axis."""
     model.eval()
     x = torch.zeros(2, tile_px, tile_px, 3)
-    torch.onnx.export(
-        model,
-        (x,),
-        str(path),
-        dynamo=False,
-        input_names=[INPUT],
-        output_names=list(OUTPUTS),
-        dynamic_axes={INPUT: {0: "n"}, OUTPUTS[0]: {0: "n"}, OUTPUTS[1]: {0: "n"}},
-        opset_version=OPSET,
-        do_constant_folding=True,
-    )
+    with warnings.catch_warnings():  # the legacy exporter is deprecated, and chosen: see above
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT],
+            output_names=list(OUTPUTS),
+            dynamic_axes={INPUT: {0: "n"}, OUTPUTS[0]: {0: "n"}, OUTPUTS[1]: {0: "n"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
     onnx.checker.check_model(onnx.load(str(path)))
 
 

@@ -30,8 +30,8 @@ IGNORE = -1
 
 @dataclass(frozen=True, slots=True)
 class LabelParams:
-    min_share: float = 0.5
-    min_area_mm2: float = 10.0
+    min_share: float = 0.6
+    min_area_mm2: float = 12.0
     #: Opening of a tear (the renderer draws 1–2.5 mm), mm.
     tear_open_mm: float = 2.0
     #: Halo around a hole / a stain beyond its drawn outline, mm (+ share of its size).

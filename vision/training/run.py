@@ -41,7 +41,7 @@ from vision.training.export import (
     session,
     sha256_of,
 )
-from vision.training.model import TileNet, count_macs
+from vision.training.model import count_macs
 from vision.training.train import (
     TrainParams,
     body_figures,
