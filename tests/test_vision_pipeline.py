@@ -158,3 +158,17 @@ def test_black_frame_and_white_frame() -> None:
     white = np.full((1520, 2028, 3), 255, np.uint8)
     result = inspect_frame(white, ctx())
     assert result.verdict in ("reject", "error")  # a frame full of "cloth" is never accepted
+
+
+@pytest.mark.parametrize("pleats", [2, 3, 4])
+def test_pleats_counted_on_a_black_check_print(pleats: int) -> None:
+    """Horizontal print bands (dark ink, so the colour test cannot remove them) are
+    not counted as folds. (A crease falling right on a dark band's edge can still be
+    missed: with a 7 mm check this scene loses a fold; docs/ACCURACY.md, open issues.)"""
+    mask = _good(
+        pleats=pleats, print_kind="check", print_bgr=(40.0, 40.0, 40.0), print_scale_mm=10.0
+    )
+    rng = np.random.default_rng(7)
+    img, _ = renderer().render([mask], LookParams(), rng, SPEC)
+    result = inspect_frame(img, ctx())
+    assert result.measurements.pleats == pleats

@@ -62,6 +62,12 @@ class TileParams:
     #: Largest step between tiles; the overlap (here ≥ 4 mm) keeps every small flaw
     #: whole in at least one tile.
     max_stride_px: int = 24
+    #: Ear-loop bar tacks: the cloth this deep from each short side, this far from the
+    #: long sides (mm), is painted the fabric's own colour before tiling. A dark tack
+    #: looks like a hole to a 16 mm tile that cannot know it sits in a corner; the
+    #: loop check owns that place.
+    tack_depth_mm: float = 5.0
+    tack_span_mm: tuple[float, float] = (1.0, 11.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,18 @@ class TileGrid:
             np.arange(self.nx) * self.stride_px[0], np.arange(self.ny) * self.stride_px[1]
         )
         return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.int32)
+
+    def tack_zones(self) -> tuple[tuple[slice, slice], ...]:
+        """(rows, cols) slices of the canvas where the loop tacks are, four corners."""
+        p = self.params
+        if p.tack_depth_mm <= 0:
+            return ()
+        d = int(np.ceil(p.tack_depth_mm / p.mm_per_px))
+        r0 = int(np.floor(p.tack_span_mm[0] / p.mm_per_px))
+        r1 = int(np.ceil(p.tack_span_mm[1] / p.mm_per_px))
+        rows = (slice(r0, r1), slice(self.rows - r1, self.rows - r0))
+        cols = (slice(0, d), slice(self.cols - d, self.cols))
+        return tuple((r, c) for r in rows for c in cols)
 
     def tile_boxes_mm(self, body_w_mm: float, body_h_mm: float) -> np.ndarray:
         """(N, 4) ``x0, y0, x1, y1`` of every tile in mask mm for a body W × H."""
@@ -288,13 +306,22 @@ def reference_colour(canvas: np.ndarray) -> np.ndarray:
     return np.maximum(np.median(sub, axis=0), 1.0).astype(np.float32)
 
 
-def normalise(canvas: np.ndarray, out_hwc: np.ndarray) -> np.ndarray:
-    """``canvas / reference − 1`` into ``out_hwc`` (float32); returns it.
+def neutralise(canvas: np.ndarray, ref: np.ndarray, grid: TileGrid) -> None:
+    """Paint the loop-tack zones of ``canvas`` (in place) the fabric's reference colour."""
+    colour = np.round(ref).astype(np.uint8)
+    for rows, cols in grid.tack_zones():
+        canvas[rows, cols] = colour
+
+
+def normalise(canvas: np.ndarray, out_hwc: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """Tack zones neutralised, then ``canvas / reference − 1`` into ``out_hwc``; returns it.
 
     Good cloth is ≈ 0, the belt seen through a hole ≈ −0.8, a stain a negative
     change in one or more channels: the same numbers on any fabric and any light.
     """
-    inv = np.float32(1.0) / reference_colour(canvas)
+    ref = reference_colour(canvas)
+    neutralise(canvas, ref, grid)
+    inv = np.float32(1.0) / ref
     np.multiply(canvas, inv, out=out_hwc)
     out_hwc -= np.float32(1.0)
     return out_hwc
@@ -317,7 +344,7 @@ def prepare_batch(
 ) -> np.ndarray:
     """Rectified image → model input, all in ``work``'s buffers; returns ``work.batch``."""
     body_canvas(rect_image, mask_to_rect, body_w_mm, body_h_mm, work)
-    normalise(work.canvas, work.hwc)
+    normalise(work.canvas, work.hwc, work.grid)
     return fill_batch(work)
 
 
@@ -470,7 +497,7 @@ def classify_canvas(
     thresholds: Thresholds | None = None,
 ) -> ClassifierResult:
     """Classify the body already in ``work.canvas`` (evaluation reuses saved canvases)."""
-    normalise(work.canvas, work.hwc)
+    normalise(work.canvas, work.hwc, work.grid)
     logits, embeddings = run(fill_batch(work))
     return interpret(
         logits, embeddings, work.grid, body_w_mm, body_h_mm, classes, thresholds or Thresholds()

@@ -139,7 +139,8 @@ def seam_defects(
             out.append(
                 Defect(
                     "seam_gap",
-                    f"couture {side} introuvable",
+                    f"couture {side} non mesurable : pas de fil vu à "
+                    f"{sm.offset_mm.lo:g}–{sm.offset_mm.hi:g} mm du bord",
                     **_along_box(w, h, side, t0, t1, 0.0, sm.offset_mm.hi + half),
                     value=_r(t1 - t0),
                     limit=f"< {sm.max_gap_mm:g}",

@@ -2,14 +2,26 @@
 
 Each pleat is a fold line running the full width of the body. Where the cloth folds
 over, the light finds a thin dark crease (and usually a shadow on the layer below):
-a *narrow* valley in brightness across the height. Prints are flat colour areas
-whose edges are steps, not narrow valleys, so a valley detector (the row darker than
-the rows ``valley_mm`` above *and* below) ignores them, whatever their angle; and a
-fold's shading darkens every colour channel by the same share, unlike a coloured
-print line, so valleys whose depth differs between channels are dropped. The
-profile is taken in chunks across the width (the folds are not perfectly straight)
-and the chunks are combined by their median, so a print motif or a stain that makes
-a valley in one chunk does not make a pleat.
+a *narrow* valley in brightness across the height, in every column. Three
+measurements keep the print out of it:
+
+* **Cloth, not ink.** Each row is first replaced by its running maximum over
+  ``print_feature_mm`` along the width. A crease darkens the whole row, so it
+  survives; ink motifs narrower than that (dots, flowers, the vertical bands of a
+  check) are replaced by the cloth beside them, so a fold cutting through a row of
+  dots is seen as a crease on the cloth, not as a dark band.
+* **Valleys, not steps.** The depth of a row is measured against the *darker* of
+  the rows ``valley_mm`` above and below (``1 − I / min(I↑, I↓)``): a print edge or
+  the edge of a wide horizontal stripe, however blurred, is monotone and gives
+  nothing. (Normalising by a local mean instead makes a valley at the inner foot of
+  every wide dark band: regularly spaced "creases" on every striped print.)
+* **Grey, not colour.** A fold's shading darkens every colour channel by the same
+  share, unlike a coloured print line, so valleys whose depth differs between
+  channels are dropped.
+
+The profile is taken in chunks across the width (the folds are not perfectly
+straight) and the chunks are combined by their median, so a motif or a stain that
+makes a valley in one chunk does not make a pleat.
 """
 
 from __future__ import annotations
@@ -36,11 +48,16 @@ class PleatParams:
     chunk_mm: float = 16.0
     #: A crease is darker than the cloth this far above and below it.
     valley_mm: float = 0.6
+    #: Ink motifs up to this size along the width (dots, flowers, vertical bands)
+    #: are replaced by the cloth beside them (running maximum along each row).
+    print_feature_mm: float = 8.0
     #: Tolerance on a fold's straightness between chunks.
     straightness_mm: float = 0.6
     #: A fold's shading darkens all colour channels alike; a valley deeper in one
-    #: channel than this many times another is print, not a fold.
-    max_channel_ratio: float = 1.4
+    #: channel than this many times another is print, not a fold. (Loose: the
+    #: per-channel running maxima of the cloth make the channels' depths differ
+    #: more than the shading alone does.)
+    max_channel_ratio: float = 3.0
     #: A crease darkens the cloth by at least this share of its brightness…
     min_depth: float = 0.05
     #: …and stands this many robust sigmas above the profile's noise.
@@ -90,6 +107,10 @@ def fold_profile(
         return np.zeros(len(ys), np.float32), y0, s
     cw = (c1 - c0) // n_chunks
     block = rect.image[r0:r1, c0 : c0 + n_chunks * cw]
+    kx = round(params.print_feature_mm / s)
+    if kx > 1:
+        # Cloth brightness: a crease darkens whole rows and survives, ink does not.
+        block = cv2.dilate(block, np.ones((1, kx), np.uint8))
     means = cv2.resize(block, (n_chunks, r1 - r0), interpolation=cv2.INTER_AREA)
     means = means.astype(np.float32)  # (rows, chunks, 3)
     # Linear interpolation of every chunk's column at its own rows, all at once.
@@ -99,10 +120,10 @@ def fold_profile(
     k = np.arange(n_chunks)[:, None]
     prof = means[i0, k] * (1 - f) + means[i0 + 1, k] * f  # (chunks, n, 3)
     flat = np.ascontiguousarray(prof.transpose(0, 2, 1)).reshape(-1, len(ys))
-    level = np.maximum(cv2.blur(flat, (4 * d + 1, 1)), 1.0)
-    rel = flat / level
-    valley = np.zeros_like(rel)
-    valley[:, d:-d] = np.maximum(np.minimum(rel[:, : -2 * d], rel[:, 2 * d :]) - rel[:, d:-d], 0.0)
+    # Depth against the darker flank: a step (print or stripe edge) gives nothing.
+    flank = np.maximum(np.minimum(flat[:, : -2 * d], flat[:, 2 * d :]), 1.0)
+    valley = np.zeros_like(flat)
+    valley[:, d:-d] = np.maximum(1.0 - flat[:, d:-d] / flank, 0.0)
     if wobble:
         valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
     k_mid = n_chunks // 2

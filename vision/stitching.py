@@ -102,6 +102,11 @@ class SeamParams:
     #: Thread shorter than this between two bare stretches is a loose end, not
     #: stitching (a stitched run has several stitches).
     min_stitched_run_mm: float = 1.5
+    #: A side whose seam row the chunk search could not find (busy print) is measured
+    #: along the row of the spec's offset band where the thin-line response is
+    #: strongest over the whole side; it counts as measured only if a thread is seen
+    #: present along at least this share of it (otherwise: not measurable, rejected).
+    min_fallback_thread_share: float = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,12 @@ class SeamSide:
     length_mm: float
     #: Normalised power spectrum of the stitch signal (``SeamParams.fft_size`` grid).
     power: np.ndarray | None = None
+    #: The seam row was not found by the chunk search and was taken at the strongest
+    #: row of the spec's offset band (``found`` then says whether a thread was seen
+    #: along it).
+    fallback: bool = False
+    #: Share of the side along which a thread was seen present.
+    thread_share: float = 0.0
 
 
 def _px(mm: float, s: float) -> int:
@@ -219,6 +230,31 @@ def _locate(
     return out
 
 
+def _fallback_line(
+    per: _Perimeter, i: int, s: float, seam: SeamSpec, params: SeamParams
+) -> tuple[np.ndarray, float, float] | None:
+    """The row of the spec's offset band with the strongest thin-line response over
+    side ``i`` (the chunk search found no seam row there): its chunks (t, d) and the
+    line d = a + 0·t. None when the band is outside the image."""
+    a, b = per.start[i], per.stop[i]
+    t = per.t_mm[a:b]
+    nominal = seam.offset_mm.nominal
+    j0 = a + int(np.searchsorted(t, nominal + params.end_margin_mm))
+    j1 = a + int(np.searchsorted(t, t[-1] - nominal - params.end_margin_mm))
+    if j1 - j0 < 8:
+        return None
+    cols = np.arange(j0, j1)
+    d = np.arange(seam.offset_mm.lo, seam.offset_mm.hi + s / 2, s, dtype=np.float32)
+    rows = np.round(per.edge_row[cols][None, :] + d[:, None] / s).astype(np.intp)
+    if rows.min() < 0 or rows.max() >= per.line.shape[0]:
+        return None
+    response = per.line[rows, cols[None, :]].astype(np.float32).mean(axis=1)
+    best = float(d[int(np.argmax(response))])
+    step = _px(params.chunk_mm, s)
+    tc = per.t_mm[cols[step // 2 :: step]]
+    return np.stack([tc, np.full_like(tc, best)], 1), best, 0.0
+
+
 def analyse_seams(
     rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamParams
 ) -> dict[str, SeamSide]:
@@ -231,6 +267,11 @@ def analyse_seams(
     s = rect.mm_per_px
     per = _perimeter(rect, body, seam, params)
     found = _locate(per, s, seam, params)
+    fallback = [False] * len(SIDES)
+    for i in range(len(SIDES)):
+        if found[i] is None:
+            found[i] = _fallback_line(per, i, s, seam, params)
+            fallback[i] = found[i] is not None
     nominal = seam.offset_mm.nominal
     offset = {
         side: (float(np.median(f[0][:, 1])) if f is not None and len(f[0]) else nominal)
@@ -283,8 +324,26 @@ def analyse_seams(
                 length,
             )
             continue
-        pitch, score, power, gaps, max_gap = measured[i]
+        pitch, score, power, gaps, max_gap, share = measured[i]
         offs, icpt, _ = found[i]  # type: ignore[misc]
+        if fallback[i] and share < params.min_fallback_thread_share:
+            # No seam row, and no thread along the likeliest one: not measurable.
+            results[side] = SeamSide(
+                side,
+                False,
+                None,
+                np.zeros((0, 2)),
+                None,
+                0.0,
+                ((t0, t1),),
+                max(t1 - t0, 0.0),
+                (t0, t1),
+                length,
+                None,
+                True,
+                share,
+            )
+            continue
         results[side] = SeamSide(
             side,
             True,
@@ -297,6 +356,8 @@ def analyse_seams(
             (t0, t1),
             length,
             power,
+            fallback[i],
+            share,
         )
     return results
 
@@ -309,7 +370,7 @@ def _measure_all(
     s: float,
     seam: SeamSpec,
     params: SeamParams,
-) -> dict[int, tuple[float | None, float, np.ndarray, list[tuple[float, float]], float]]:
+) -> dict[int, tuple[float | None, float, np.ndarray, list[tuple[float, float]], float, float]]:
     """Stitch length and gaps of every measured column of the perimeter at once."""
     img, line = per.image, per.line
     r_i = np.clip(np.round(rows).astype(np.intp), 1, img.shape[0] - 2)
@@ -377,7 +438,8 @@ def _measure_all(
             if g1 - g0 >= seam.max_gap_mm - 2 * params.loose_end_mm:
                 gaps.append((g0, g1))
         pitch = period * s if np.isfinite(period) else None
-        out[int(i)] = (pitch, score, power, gaps, max_gap)
+        share = float(np.count_nonzero(~low & seen)) / max(len(low), 1)
+        out[int(i)] = (pitch, score, power, gaps, max_gap, share)
     return out
 
 

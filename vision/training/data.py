@@ -21,7 +21,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.classify import CLASSES, TileGrid, TileParams, make_grid, reference_colour
+from vision.classify import (
+    CLASSES,
+    TileGrid,
+    TileParams,
+    make_grid,
+    neutralise,
+    reference_colour,
+)
 from vision.training.dataset import read_index, read_manifest
 from vision.training.labels import IGNORE, FlawMap, LabelParams, crop_labels, flaw_map
 
@@ -109,8 +116,14 @@ class Bodies:
 
 
 def tile_params_of(manifest: dict[str, Any]) -> TileParams:
+    """The set's tiling (its canvas size); tack zones are the classifier's current ones."""
     t = manifest["synth"]["tiles"]
     return TileParams(float(t["mm_per_px"]), int(t["tile_px"]), int(t["max_stride_px"]))
+
+
+def _neutralise_all(canvases: np.ndarray, refs: np.ndarray, grid: TileGrid) -> None:
+    for canvas, ref in zip(canvases, refs, strict=True):
+        neutralise(canvas, ref, grid)
 
 
 def load_bodies(
@@ -140,6 +153,7 @@ def load_bodies(
         if progress:
             progress(1)
     refs = np.stack([reference_colour(c) for c in canvases]) if len(metas) else np.zeros((0, 3))
+    _neutralise_all(canvases, refs, grid)
     bags = np.full(len(metas), SYNTHETIC, np.int64)
     return Bodies(grid, canvases, refs.astype(np.float32), metas, maps, bags, lp)
 
@@ -156,6 +170,7 @@ def real_bodies(grid: TileGrid, real: list[Any], label_params: LabelParams) -> B
         metas.append({"id": f"real:{r.id}", "kind": r.label, "split": split_of(r.id),
                       "flaws": [], "cloth": {}, "body_mm": list(r.body_mm), "real": True})
     refs = np.stack([reference_colour(c) for c in canvases]) if usable else np.zeros((0, 3))
+    _neutralise_all(canvases, refs, grid)
     bags = np.array([CLASSES.index(r.label) for r in usable], np.int64)
     return Bodies(grid, canvases, refs.astype(np.float32), metas, [None] * len(usable), bags,
                   label_params)

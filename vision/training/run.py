@@ -256,6 +256,8 @@ def train_classifier(
         "tiling": {
             "tile_px": tile_px,
             "max_stride_px": grid.params.max_stride_px,
+            "tack_depth_mm": grid.params.tack_depth_mm,
+            "tack_span_mm": list(grid.params.tack_span_mm),
             "nx": grid.nx,
             "ny": grid.ny,
             "stride_px": list(grid.stride_px),
