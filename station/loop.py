@@ -59,6 +59,10 @@ class LoopStats:
         return float(np.percentile(np.fromiter(self.latencies_ms, float), q))
 
 
+#: How often the health thread looks at the camera and the ejector, seconds.
+WATCHDOG_PERIOD_S = 0.1
+
+
 def calibration_age_days(created: str) -> float | None:
     """Days since the calibration was written (None when it carries no date)."""
     try:
@@ -113,6 +117,10 @@ class Station:
         self._camera_health = camera_health
         self.notifier = notifier or Notifier()
         self._recipe_lock = threading.Lock()
+        self._confirm_lock = threading.Lock()
+        self._awaiting_confirm: list[float] = []
+        self.ejector_fault: str | None = None
+        self.ejector_faults = 0
         self.batch_id: str | None = None
         self.photo_eye = photo_eye
         self._frames_for: dict[str, Frame | None] = {}
@@ -140,6 +148,9 @@ class Station:
     def start(self) -> None:
         if self.photo_eye:
             self.io.set_on_trigger(self._on_trigger)
+        self.actuator.on_fired.append(self._on_fired)
+        if self.io.reject_confirm is not None:
+            self.io.reject_confirm.when_activated = self._on_confirm
         self.actuator.start()
         self.feed.start()
         self._worker = threading.Thread(target=self._work, name="inspect", daemon=True)
@@ -254,18 +265,53 @@ class Station:
             return self.ctx, self.versions.spec, self.batch_id
 
     # -- health ----------------------------------------------------------------------
+    # -- ejector confirmation ---------------------------------------------------------
+    def _on_fired(self, item: InFlight) -> None:
+        """A reject pulse went out: with a confirmation input, expect it to answer."""
+        if item.fired == "reject" and self.io.reject_confirm is not None:
+            window_s = self.config.gpio.reject_confirm_window_ms / 1000
+            with self._confirm_lock:
+                self._awaiting_confirm.append((item.fired_at_s or time.monotonic()) + window_s)
+
+    def _on_confirm(self) -> None:
+        """The ejector's switch closed: the oldest pending reject is confirmed."""
+        with self._confirm_lock:
+            if self._awaiting_confirm:
+                self._awaiting_confirm.pop(0)
+            if self.ejector_fault is not None:
+                log.warning("ejector confirmed again: fault cleared")
+            self.ejector_fault = None
+
+    def _check_confirmations(self) -> None:
+        now = time.monotonic()
+        with self._confirm_lock:
+            missed = [d for d in self._awaiting_confirm if d < now]
+            self._awaiting_confirm = [d for d in self._awaiting_confirm if d >= now]
+        if missed:
+            self.ejector_faults += len(missed)
+            self.ejector_fault = "l'éjecteur n'a pas confirmé un rejet"
+            log.error("ejector did not confirm %d reject(s): fault", len(missed))
+
+    # -- health ----------------------------------------------------------------------
     def _watchdog(self) -> None:
-        """Amber light while the camera is stalled; green again when frames return."""
+        """Stack light from health: red on a fault (ejector not confirming), amber while
+        the camera is stalled, green otherwise; the fault output follows both."""
         stall_s = self.config.camera.stall_timeout_s
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(WATCHDOG_PERIOD_S):
+            self._check_confirmations()
             last = self.feed.last_frame_mono_s
             stalled = last is None and time.monotonic() - self.started_mono_s > stall_s
             stalled = stalled or (last is not None and time.monotonic() - last > stall_s)
-            new_state = "warning" if stalled else "running"
+            if self.ejector_fault is not None:
+                new_state, light = "fault", Light.RED
+            elif stalled:
+                new_state, light = "warning", Light.AMBER
+            else:
+                new_state, light = "running", Light.GREEN
             if new_state != self.state:
                 log.warning("station state %s -> %s", self.state, new_state)
                 self.state = new_state
-                self.io.set_light(Light.AMBER if stalled else Light.GREEN, fault=stalled)
+                self.io.set_light(light, fault=new_state != "running")
 
     def status(self) -> dict[str, Any]:
         """Health for the API and ``qc-station status``."""
@@ -294,6 +340,8 @@ class Station:
             "late": self.actuator.late,
             "forced_rejects": self.actuator.forced,
             "record_failures": self.actuator.record_failures,
+            "ejector_fault": self.ejector_fault,
+            "ejector_faults": self.ejector_faults,
             "in_flight": len(self.actuator.in_flight),
             "gpio": self.io.describe(),
         }

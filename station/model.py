@@ -115,9 +115,11 @@ def grid_from(card: dict[str, Any], body_mm: tuple[float, float] | None = None) 
     """The station's tiling: the card's tile size and scale over the spec's nominal body."""
     t = card["tiling"]
     params = TileParams(
-        float(card.get("preprocessing", {}).get("mm_per_px", 0.5)),
-        int(t["tile_px"]),
-        int(t["max_stride_px"]),
+        mm_per_px=float(card.get("preprocessing", {}).get("mm_per_px", 0.5)),
+        tile_px=int(t["tile_px"]),
+        max_stride_px=int(t["max_stride_px"]),
+        tack_depth_mm=float(t.get("tack_depth_mm", 0.0)),
+        tack_span_mm=tuple(float(v) for v in t.get("tack_span_mm", (0.0, 0.0))),  # type: ignore[arg-type]
     )
     w, h = body_mm or tuple(t["body_mm"])
     return make_grid(float(w), float(h), params)

@@ -69,10 +69,12 @@ def make_station(
     image: np.ndarray,
     ctx: InspectionContext,
     inspector: Callable[[np.ndarray | None, InspectionContext], InspectionResult] = inspect_frame,
+    gpio: dict[str, object] | None = None,
     **line: float,
 ) -> tuple[Station, StationIO, StepSource, list[InFlight]]:
     cfg = load_config(
         overrides={
+            "gpio": gpio or {},
             "line": {
                 "capture_delay_ms": 0.0,
                 "eject_delay_ms": 400.0,
@@ -177,6 +179,37 @@ def test_camera_stall_turns_amber_with_fault_then_recovers(scene) -> None:
             time.sleep(0.02)
         assert io.light is Light.GREEN and not io.fault.value
         assert run_one(station, settled).fired == "accept"
+    finally:
+        station.stop()
+        io.close()
+
+
+def test_unconfirmed_reject_faults_red_until_the_ejector_answers(scene) -> None:
+    image, ctx = scene
+
+    def broken(img: np.ndarray | None, c: InspectionContext) -> InspectionResult:
+        raise RuntimeError("forced reject")
+
+    station, io, _src, settled = make_station(
+        image,
+        ctx,
+        inspector=broken,
+        gpio={"reject_confirm_pin": 24, "reject_confirm_window_ms": 100},
+    )
+    confirm = io.reject_confirm.pin
+    try:
+        assert run_one(station, settled).fired == "reject"  # nobody answers
+        deadline = time.monotonic() + 2
+        while station.state != "fault" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert station.state == "fault" and io.light is Light.RED and io.fault.value
+        assert station.status()["ejector_faults"] == 1
+        confirm.drive_low()  # the reed switch closes: the ejector works again
+        confirm.drive_high()
+        deadline = time.monotonic() + 2
+        while station.state != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert io.light is Light.GREEN and not io.fault.value
     finally:
         station.stop()
         io.close()

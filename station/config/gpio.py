@@ -37,6 +37,13 @@ class GpioConfig(Section):
     reject_confirm_pin: BcmPin | None = Field(
         default=None, ge=0, le=27, description="Optional input: ejector fired (e.g. reed switch)."
     )
+    reject_confirm_window_ms: float = Field(
+        default=250.0,
+        gt=0,
+        le=5000,
+        description="With reject_confirm_pin: the ejector must confirm within this time "
+        "after a reject pulse, otherwise the station faults (red light).",
+    )
     encoder_pin: BcmPin | None = Field(
         default=None, ge=0, le=27, description="Optional belt encoder input (counts travel)."
     )
