@@ -132,7 +132,7 @@ class Actuator:
             end = self._time() + self.eject_delay_s + self.pulse_s + 1.0
             while self._time() < end:
                 with self._cond:
-                    if not self._events:
+                    if not self._events and not self.in_flight:
                         break
                 time.sleep(0.01)
         with self._cond:
@@ -142,6 +142,12 @@ class Actuator:
             self._thread.join(timeout=5)
         for timer in self._timers:  # let pulses already started end cleanly
             timer.join(timeout=self.pulse_s + 1)
+        # Never leave an output energised: end any pulse still scheduled.
+        with self._cond:
+            pending = [item for _, _, action, item in self._events if action == "pulse_end"]
+            self._events.clear()
+        for item in pending:
+            self._do_pulse_end(item)
 
     # -- API for the trigger and the inspection worker -------------------------------
     def belt_position(self) -> float:
