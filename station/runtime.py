@@ -23,8 +23,8 @@ from station.camera import make_source
 from station.camera.base import CameraSource, ReopeningSource
 from station.config import StationConfig, load_calibration, load_spec
 from station.encoder import BeltClock
-from station.export.publisher import Publisher
 from station.events import EventBus, attach_store
+from station.export.publisher import Publisher
 from station.frames import FrameFeed
 from station.gpio import StationIO, make_pin_factory
 from station.health import cpu_temperature_c, disk_usage

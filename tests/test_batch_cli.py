@@ -38,7 +38,9 @@ def test_batch_start_switches_recipe_and_close(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     demo = subprocess.Popen(
         [sys.executable, "-m", "station.cli", "demo", "--port", str(port), "--data-dir", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -53,8 +55,16 @@ def test_batch_start_switches_recipe_and_close(tmp_path: Path) -> None:
         refused = cli("batch", "start", "--url", url, "--spec", "resilience-child")
         assert refused.returncode == 1 and "401" in refused.stderr
         started = cli(
-            "batch", "start", "--url", url, "--data-dir", str(data),
-            "--order", "OF-2026-118", "--spec", "resilience-child",
+            "batch",
+            "start",
+            "--url",
+            url,
+            "--data-dir",
+            str(data),
+            "--order",
+            "OF-2026-118",
+            "--spec",
+            "resilience-child",
         )
         assert started.returncode == 0, started.stderr
         batch = json.loads(started.stdout)

@@ -37,11 +37,15 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path, in_ci: bool) -> None
         )
     )
     proc = subprocess.run(
-        [exe, "verify", str(unit)], capture_output=True, text=True, timeout=60,
+        [exe, "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"},
     )
     problems = [
-        ln for ln in (proc.stdout + proc.stderr).splitlines()
+        ln
+        for ln in (proc.stdout + proc.stderr).splitlines()
         if "qc-station.service" in ln and "Unknown user" not in ln and "group" not in ln.lower()
     ]
     assert not problems, proc.stdout + proc.stderr

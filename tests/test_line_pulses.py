@@ -42,8 +42,12 @@ def test_pulses_follow_verdicts_and_deadlines(tmp_path: Path) -> None:
     cfg = load_config(overrides={**overrides, "line": line_timing_ms(cfg)})
     line = SimulatedLine(cfg)
     rt = build_runtime(
-        cfg, calibration=line.calibration, source=line.camera,
-        pin_factory=line.pin_factory, belt=line, serve=False,
+        cfg,
+        calibration=line.calibration,
+        source=line.camera,
+        pin_factory=line.pin_factory,
+        belt=line,
+        serve=False,
     )
     fired: list[InFlight] = []
     rt.station.actuator.on_fired.append(fired.append)

@@ -384,7 +384,7 @@ def test_readers_on_other_threads_read_while_the_loop_writes(store: QCStore) -> 
                 total = store.counts()["total"]
                 assert total >= last  # each read is one consistent, growing snapshot
                 last = total
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - collect any failure of the reader thread
             errors.append(exc)
 
     threads = [threading.Thread(target=reader) for _ in range(3)] + [

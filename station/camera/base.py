@@ -277,7 +277,7 @@ class ReopeningSource(CameraSource):
         remaining_s = max(timeout_s - (self.clock() - start_s), 0.0)
         try:
             frame = self.inner.read(remaining_s)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a camera fault must become health, not a crash
             self._record_failure(f"read failed: {exc!r}")
             frame = None
             # Use up the caller's timeout, as a read that found nothing would: a device
@@ -327,7 +327,7 @@ class ReopeningSource(CameraSource):
     def _try_open_inner(self, *, is_reopen: bool) -> bool:
         try:
             self.inner.open()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a camera fault must become health, not a crash
             self._record_failure(f"open failed: {exc!r}")
             return False
         with self._lock:
@@ -345,7 +345,7 @@ class ReopeningSource(CameraSource):
         self._inner_up = False
         try:
             self.inner.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a camera fault must become health, not a crash
             self._record_failure(f"close failed: {exc!r}")
 
     def _schedule_reopen_locked(self) -> None:

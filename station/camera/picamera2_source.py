@@ -201,7 +201,7 @@ class Picamera2Source(CameraSource):
             lores_w, lores_h = self._lores_crop_px
             lores = np.ascontiguousarray(yuv[:lores_h, :lores_w])
             error = None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - libcamera errors are recorded, never raised into the loop
             self.capture_failures += 1
             logger.error(
                 "%s: could not copy request buffers (failure #%d): %r",
@@ -270,11 +270,11 @@ class Picamera2Source(CameraSource):
                 return
             try:
                 cancel()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - libcamera errors are recorded, never raised into the loop
                 self.capture_failures += 1
                 logger.error("%s: cancel_all_and_flush() failed: %r", self.name, exc)
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - libcamera errors are recorded, never raised into the loop
             logger.warning("%s: pending capture failed while closing: %r", self.name, exc)
             return
         request.release()
@@ -283,6 +283,6 @@ class Picamera2Source(CameraSource):
         for step in ("stop", "close"):
             try:
                 getattr(cam, step)()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - libcamera errors are recorded, never raised into the loop
                 self.capture_failures += 1
                 logger.error("%s: camera %s() failed: %r", self.name, step, exc)

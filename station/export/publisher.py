@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from station.config.export import ExportConfig
 from station.store import QCStore
 from station.store.outbox import Outbox, OutboxStats
 from station.store.timeutil import format_utc, utc_now_iso
 
-from station.config.export import ExportConfig
 from .schema import dumps_record, to_export_record
 from .sinks import (
     Identity,
