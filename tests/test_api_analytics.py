@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,19 +18,6 @@ from station.store import QCStore
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[QCStore]:
-    with QCStore(tmp_path / "qc.sqlite3") as s:
-        yield s
-
-
-@pytest.fixture
-def station(store: QCStore, tmp_path: Path) -> Iterator[FakeStation]:
-    st = FakeStation(store, tmp_path)
-    yield st
-    st.close()
 
 
 @pytest.fixture

@@ -23,19 +23,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[QCStore]:
-    with QCStore(tmp_path / "qc.sqlite3") as s:
-        yield s
-
-
-@pytest.fixture
-def station(store: QCStore, tmp_path: Path) -> Iterator[FakeStation]:
-    st = FakeStation(store, tmp_path)
-    yield st
-    st.close()
-
-
-@pytest.fixture
 def client(store: QCStore, station: FakeStation) -> Iterator[TestClient]:
     with TestClient(create_app(store, station, token=TOKEN)) as c:
         yield c
