@@ -14,6 +14,7 @@ from functools import cache, lru_cache
 import numpy as np
 import pytest
 
+from vision.overlay import OverlayParams
 from vision.pipeline import InspectionContext, analyse_frame, inspect_frame
 from vision.spec import PrototypeSpec
 from vision.synth import DefectParams, LookParams, MaskParams, Renderer, SimCamera
@@ -172,3 +173,32 @@ def test_pleats_counted_on_a_black_check_print(pleats: int) -> None:
     img, _ = renderer().render([mask], LookParams(), rng, SPEC)
     result = inspect_frame(img, ctx())
     assert result.measurements.pleats == pleats
+
+
+@pytest.mark.parametrize("kind", ["good", "partial"])
+def test_deferred_overlay_is_drawn_on_request_and_matches(kind: str) -> None:
+    """The station defers the overlay past the verdict: nothing is drawn (or timed) in
+    the pipeline, and ``annotated()`` later gives the very image drawn inline."""
+    image, _ = scene(kind)
+    inline = inspect_frame(image, ctx())
+    deferred = inspect_frame(image, replace(ctx(), defer_overlay=True))
+    assert deferred.overlay is None and deferred.draw_overlay is not None
+    assert "overlay" not in deferred.stage_ms and "overlay" in inline.stage_ms
+    assert deferred.verdict == inline.verdict
+    drawn = deferred.annotated()
+    assert inline.overlay is not None and drawn is not None
+    assert np.array_equal(drawn, inline.overlay)
+    assert deferred.annotated() is drawn and deferred.draw_overlay is None  # drawn once
+    none = inspect_frame(image, replace(ctx(), annotate=False, defer_overlay=True))
+    assert none.annotated() is None
+
+
+def test_a_failing_deferred_overlay_still_gives_an_image() -> None:
+    """Drawn by the recorder after the verdict, the overlay must never raise (it would
+    cost the mask its row): a failure gives the coarse frame with the reason."""
+    bad = replace(ctx().params, overlay=OverlayParams(outline_step_mm=0.0))
+    result = inspect_frame(scene("good")[0], replace(ctx(), params=bad, defer_overlay=True))
+    assert result.verdict == "accept"
+    image = result.annotated()
+    assert image is not None and image.ndim == 3
+    assert image.shape[1] == 2028 // ctx().params.segment.downscale  # the coarse copy

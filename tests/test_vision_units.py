@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from vision.evaluate import Case, format_report, score
-from vision.rectify import Pose, RectifyParams, build_map
+from vision.measure import _median
+from vision.rectify import Pose, RectifyParams, build_map, rectify
 from vision.seam_band import grouped_median_u8, side_point_mask, thin_line
 from vision.stitch_signal import bare_runs, line_fit, peaks_2d, pick_period, runs, spectrum
 from vision.synth import SimCamera
@@ -25,6 +26,32 @@ def test_rectify_map_matches_exact_projection(seed: int) -> None:
     local = np.stack([u0 + jj * params.mm_per_px, v0 + ii * params.mm_per_px], -1)
     exact = cal.mm_to_px(pose.local_to_belt(local))
     assert np.abs(mapping[ii, jj] - exact).max() < 0.02
+
+
+def test_rectify_samples_with_exact_bilinear_weights() -> None:
+    """The remap reads the float map with exact bilinear weights: on a smooth ramp,
+    every rectified pixel is within rounding of the ramp at its mapped position."""
+    cal = SimCamera.randomized(np.random.default_rng(4)).calibration()
+    w, h = cal.image_size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    ramp = 20 + 0.09 * xx + 0.05 * yy  # < 255 over the frame
+    frame = np.repeat(np.round(ramp).astype(np.uint8)[:, :, None], 3, axis=2)
+    pose = Pose((0.0, 0.0), 12.0, 200.0, 95.0)
+    params = RectifyParams()
+    rect = rectify(frame, cal, pose, params)
+    mapping, _, _ = build_map(cal, pose, params)
+    inside = (mapping[..., 0] > 1) & (mapping[..., 0] < w - 2)
+    inside &= (mapping[..., 1] > 1) & (mapping[..., 1] < h - 2)
+    expected = 20 + 0.09 * mapping[..., 0] + 0.05 * mapping[..., 1]
+    err = np.abs(rect.image[..., 1].astype(np.float64) - expected)[inside]
+    assert rect.in_frame and inside.mean() > 0.99
+    assert err.max() < 1.01  # frame quantisation (0.5) + output rounding (0.5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 57, 240])
+def test_pose_median_is_numpys_median(n: int) -> None:
+    values = np.random.default_rng(n).normal(0.0, 40.0, n)
+    assert _median(values) == float(np.median(values))
 
 
 def test_pose_round_trip() -> None:

@@ -55,6 +55,22 @@ class EdgeParams:
     extent_window_mm: float = 1.0
     #: Fewer inliers than this share of the profiles: the side is not measurable.
     min_inlier_share: float = 0.35
+    #: A cut edge is straight: its points never spread wider than this about the
+    #: line, so two parallel edges (a print edge inside the cut edge) are two lines,
+    #: not one line through both.
+    max_band_mm: float = 1.0
+    #: Straight line of points found outwards of the fitted one (the cut edge beyond
+    #: dark print of the belt's shade, whose inner edge was taken): the side moves to
+    #: it when at least this share of the profiles lies on it…
+    outer_min_share: float = 0.15
+    #: …spread over at least this share of the side's length.
+    outer_min_span: float = 0.25
+    #: The step sits at the belt end of the search window in this share of the
+    #: profiles or more: the window never reached the belt (dark print along the edge
+    #: kept the coarse outline inside); search again, shifted outwards…
+    belt_end_share: float = 0.5
+    #: …by this share of the search half-width.
+    retry_shift_share: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +140,13 @@ class BodyFrame:
 
 
 def _profiles(
-    rect: Rectified, side: str, params: EdgeParams
+    rect: Rectified, side: str, params: EdgeParams, shift_out_mm: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Across-edge profiles, belt side first: (groups, across) float32.
 
-    Returns the profiles, the along-side centre of each group (local mm), the local
-    coordinate of profile sample 0 and the signed step of one sample (mm).
+    The window is centred ``shift_out_mm`` outwards of the coarse edge. Returns the
+    profiles, the along-side centre of each group (local mm), the local coordinate
+    of profile sample 0 and the signed step of one sample (mm).
     """
     s = rect.mm_per_px
     w, h = rect.pose.width_mm, rect.pose.height_mm
@@ -138,12 +155,12 @@ def _profiles(
     horizontal = side in ("top", "bottom")
     if horizontal:
         t0, t1 = params.corner_exclusion_mm, w - params.corner_exclusion_mm
-        e_nom = 0.0 if side == "top" else h
+        e_nom = -shift_out_mm if side == "top" else h + shift_out_mm
         e_idx = round(rect.row(e_nom))
         a0, a1 = int(np.ceil(rect.col(t0))), int(np.floor(rect.col(t1)))
     else:
         t0, t1 = params.loop_zone_mm, h - params.loop_zone_mm
-        e_nom = 0.0 if side == "left" else w
+        e_nom = -shift_out_mm if side == "left" else w + shift_out_mm
         e_idx = round(rect.col(e_nom))
         a0, a1 = int(np.ceil(rect.row(t0))), int(np.floor(rect.row(t1)))
     rows, cols = rect.shape
@@ -169,8 +186,11 @@ def _profiles(
     return np.ascontiguousarray(prof), t_centres, e_start, s
 
 
-def _edge_positions(prof: np.ndarray, params: EdgeParams) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-sample position of the belt→cloth step in each profile, and validity."""
+def _edge_positions(
+    prof: np.ndarray, params: EdgeParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-sample position of the belt→cloth step in each profile, its validity, and
+    whether it sits at the belt end of the window (no belt seen before it)."""
     d = prof[:, 2:] - prof[:, :-2]  # central difference at samples 1 … n-2
     dmax = d.max(axis=1)
     level = np.maximum(params.first_peak_ratio * dmax, params.min_step_levels)
@@ -186,7 +206,7 @@ def _edge_positions(prof: np.ndarray, params: EdgeParams) -> tuple[np.ndarray, n
     off = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
     pos = kc + 1 + np.clip(off, -0.5, 0.5)
     valid = inner & (dmax >= params.min_step_levels)
-    return pos, valid
+    return pos, valid, k < 1
 
 
 def _robust_line(
@@ -207,26 +227,73 @@ def _robust_line(
         a = em - b * tm
         r = np.abs(e - (a + b * t))
         sigma = 1.4826 * float(np.partition(r[keep], n // 2)[n // 2])
-        new = valid & (r <= max(params.outlier_sigmas * sigma, params.min_outlier_mm))
+        band = min(params.outlier_sigmas * sigma, params.max_band_mm)
+        new = valid & (r <= max(band, params.min_outlier_mm))
         if np.array_equal(new, keep):
             break
         keep = new
     return a, b, keep
 
 
+def _edge_points(
+    rect: Rectified, side: str, params: EdgeParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge points along one side (along, across in local mm) and their validity.
+
+    The coarse outline comes from the bright parts of the body, so dark print along
+    a side leaves it inside the cut edge; when the step is found at the belt end of
+    the window in most profiles, the belt was never reached and the window moves out.
+    """
+    prof, t, e0, de = _profiles(rect, side, params)
+    pos, valid, at_belt_end = _edge_positions(prof, params)
+    if np.mean(at_belt_end) >= params.belt_end_share:
+        shift = params.retry_shift_share * params.search_mm
+        prof, t2, e0, de = _profiles(rect, side, params, shift)
+        if len(t2) == len(t):
+            pos, valid, _ = _edge_positions(prof, params)
+    return t, e0 + pos * de, valid
+
+
+def _outer_line(
+    t: np.ndarray,
+    e: np.ndarray,
+    valid: np.ndarray,
+    a: float,
+    b: float,
+    outward: float,
+    params: EdgeParams,
+) -> tuple[float, float, np.ndarray] | None:
+    """A straight line of edge points outwards of ``e = a + b·t``, if there is one.
+
+    Nothing of the body lies beyond its cut edge, while a print edge of the belt's
+    shade can lie inside it: when points beyond the fitted band form a straight line
+    along enough of the side, that line is the cut edge.
+    """
+    beyond = valid & (outward * (e - (a + b * t)) > params.max_band_mm)
+    n_min = max(3, params.outer_min_share * len(t))
+    if beyond.sum() < n_min:
+        return None
+    a2, b2, keep2 = _robust_line(t, e, beyond, params)
+    span = float(np.ptp(t[keep2])) if keep2.any() else 0.0
+    if keep2.sum() < n_min or span < params.outer_min_span * float(np.ptp(t)):
+        return None
+    return a2, b2, keep2
+
+
 def fit_edge(rect: Rectified, side: str, params: EdgeParams) -> EdgeLine:
     """Robust line through the belt→cloth step along one side."""
-    prof, t, e0, de = _profiles(rect, side, params)
-    pos, valid = _edge_positions(prof, params)
-    e = e0 + pos * de
+    t, e, valid = _edge_points(rect, side, params)
+    outward = 1.0 if side in ("bottom", "right") else -1.0
     a, b, keep = _robust_line(t, e, valid, params)
+    outer = _outer_line(t, e, valid, a, b, outward, params)
+    if outer is not None:
+        a, b, keep = outer
     n = int(keep.sum())
     if n < max(3, params.min_inlier_share * len(t)):
         raise EdgeError(f"{side}: only {n} of {len(t)} edge profiles are usable")
     rms = float(np.sqrt(np.mean((e[keep] - (a + b * t[keep])) ** 2)))
     # The body's size is its outer extent: where folded layers do not line up, the
     # side steps inwards between pleat bands, and a ruler rests on the outermost.
-    outward = 1.0 if side in ("bottom", "right") else -1.0
     r = outward * (e - (a + b * t))
     near = valid & (np.abs(r) <= params.extent_window_mm)
     if near.sum() >= 3:

@@ -126,3 +126,9 @@ def draw_summary(
     for text, col in lines:
         _label(canvas, text, (int(14 * font / 0.72), y), col, font * 1.1)
         y += int(30 * font / 0.72)
+
+
+def draw_failure(canvas: np.ndarray, message: str) -> None:
+    """A line at the bottom saying why the full overlay could not be drawn."""
+    font = canvas.shape[1] / 1400
+    _label(canvas, message[:90], (int(14 * font / 0.72), canvas.shape[0] - 12), RED, font)

@@ -1,15 +1,19 @@
 """One frame in, one verdict out: the inspection pipeline.
 
-    frame ─▶ normalise ─▶ find (4× nearest copy) ─▶ coarse pose ─▶ rectify (one remap
+    frame ─▶ normalise ─▶ find (8× nearest copy) ─▶ coarse pose ─▶ rectify (one remap
     of the mask region to a top-down mm grid) ─▶ edges (sub-pixel, width × height)
-    ─▶ seams ─▶ pleats ─▶ ear loops ─▶ decide ─▶ overlay
+    ─▶ seams ─▶ pleats ─▶ ear loops ─▶ decide ─▶ overlay (now, or deferred)
 
 The full frame is read twice, both times by a strided copy (the coarse find and,
 when annotating, the overlay's half-size base); every measurement works on the
-rectified region only. Every input gets a verdict and nothing raises out of
-:func:`inspect_frame`: a frame that cannot be measured is an ``error`` (which the
-station treats as a reject), an empty belt is ``no_mask``. Each stage's latency is
-kept for the log and the benchmark.
+rectified region only. With ``defer_overlay`` (the station) the overlay is not
+drawn here but by ``result.annotated()``, once someone needs it: the verdict does
+not wait for a picture that only rejects, samples and the live view use.
+
+Every input gets a verdict and nothing raises out of :func:`inspect_frame`: a frame
+that cannot be measured is an ``error`` (which the station treats as a reject), an
+empty belt is ``no_mask``. Each stage's latency is kept for the log and the
+benchmark.
 
 :func:`analyse_frame` returns the same result plus the measured mask
 (:class:`MaskAnalysis`: the rectified image at a known mm/px, the body frame, seams,
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from vision import overlay as ov
 from vision.calibration import Calibration
+from vision.classify import BodyClassifier, ClassifierResult
 from vision.decide import (
     DecideParams,
     decide,
@@ -67,6 +73,13 @@ class InspectionContext:
     params: InspectionParams = field(default_factory=InspectionParams)
     annotate: bool = True
     mm_per_px: float = 0.0
+    #: With ``annotate``: leave the overlay undrawn, for ``result.annotated()`` to draw
+    #: when someone looks (the station: rejects, samples, live view), so that drawing
+    #: it is not on the way to the verdict.
+    defer_overlay: bool = False
+    #: The loaded defect classifier (``station.model.Classifier``), or None: geometry
+    #: only. Passed in, never loaded here: the pipeline stays free of sessions and files.
+    classifier: BodyClassifier | None = None
 
     @classmethod
     def create(
@@ -75,6 +88,8 @@ class InspectionContext:
         spec: PrototypeSpec,
         annotate: bool = True,
         params: InspectionParams | None = None,
+        classifier: BodyClassifier | None = None,
+        defer_overlay: bool = False,
     ) -> InspectionContext:
         return cls(
             calibration=calibration,
@@ -82,6 +97,8 @@ class InspectionContext:
             params=params or InspectionParams(),
             annotate=annotate,
             mm_per_px=calibration.mm_per_px(),
+            defer_overlay=defer_overlay,
+            classifier=classifier,
         )
 
 
@@ -100,6 +117,8 @@ class MaskAnalysis:
     pitch_mm: float | None
     pleats: PleatResult
     loops: dict[str, LoopSide]
+    #: What the defect classifier found (None when no model runs or it failed).
+    classified: ClassifierResult | None = None
 
     def mask_to_rect_px(self, pts_mm: np.ndarray) -> np.ndarray:
         return self.rectified.to_px(self.body.mask_to_local(pts_mm))
@@ -236,9 +255,48 @@ def _analyse(
         + pleat_defects(pleats, w, h, ctx.spec)
         + loop_defects(loops, ctx.spec)
         + seam_defects(seams, pitch, w, h, ctx.spec, p.decide)
+        + _foreign_defects(seg, p.segment)
     )
-    analysis = MaskAnalysis(rect, body, seams, pitch, pleats, loops)
+    classified = None
+    if ctx.classifier is not None:
+        classified, model_defects = _classify(ctx.classifier, rect, body)
+        defects += model_defects
+        clock.lap("classify")
+    analysis = MaskAnalysis(rect, body, seams, pitch, pleats, loops, classified)
     return _finish(img, ctx, clock, decide(defects), defects, m, seg, analysis, "")
+
+
+def _foreign_defects(seg: Segmentation, params: SegmentParams) -> list[Defect]:
+    """One defect for the largest foreign object beside the mask (a tool, a hand…)."""
+    if not seg.foreign:
+        return []
+    _, area_mm2 = seg.foreign[0]
+    n = len(seg.foreign)
+    return [
+        Defect(
+            "foreign",
+            f"objet étranger sur le tapis ({n})" if n > 1 else "objet étranger sur le tapis",
+            value=round(area_mm2, 1),
+            limit=f"< {params.min_foreign_area_mm2:g} mm²",
+        )
+    ]
+
+
+def _classify(
+    classifier: BodyClassifier, rect: Rectified, body: BodyFrame
+) -> tuple[ClassifierResult | None, list[Defect]]:
+    """Holes, stains and anomalies on the measured body; a failing model rejects.
+
+    A model that raises cannot vouch for the mask, so its failure is a ``model``
+    defect (the mask is rejected, the reason recorded), never a silent pass.
+    """
+    try:
+        found = classifier.classify(
+            rect.image, body.mask_to_rect_affine(rect), body.width_mm, body.height_mm
+        )
+    except Exception as exc:  # noqa: BLE001 - fail safe: an unusable model rejects the mask
+        return None, [Defect("model", f"classifieur en échec : {type(exc).__name__}: {exc}")]
+    return found, list(found.defects)
 
 
 def _measurements(
@@ -281,9 +339,15 @@ def _finish(
     message: str,
 ) -> FrameAnalysis:
     clock.lap("decide")
-    overlay = _draw(img, ctx, verdict, defects, m, seg, analysis) if ctx.annotate else None
-    if overlay is not None:
-        clock.lap("overlay")
+    overlay = draw = None
+    if ctx.annotate:
+        # A measured mask is drawn on its rectified image: a deferred drawing then
+        # does not keep the whole frame (≈ 9 MB) alive with the result.
+        frame = img if analysis is None else None
+        draw = partial(_draw_safely, frame, ctx, verdict, defects, m, seg, analysis)
+        if not ctx.defer_overlay:
+            overlay, draw = draw(), None
+            clock.lap("overlay")
     clock.total()
     result = InspectionResult(
         verdict=verdict,  # type: ignore[arg-type]
@@ -292,12 +356,37 @@ def _finish(
         stage_ms=clock.stages,
         message=message,
         overlay=overlay,
+        draw_overlay=draw,
     )
     return FrameAnalysis(result, analysis)
 
 
+def _draw_safely(
+    img: np.ndarray | None,
+    ctx: InspectionContext,
+    verdict: str,
+    defects: list[Defect],
+    m: Measurements,
+    seg: Segmentation,
+    analysis: MaskAnalysis | None,
+) -> np.ndarray:
+    """:func:`_draw`, or a plainer image saying why it failed; never raises.
+
+    A deferred overlay is drawn after the verdict, by the station's recorder: an
+    exception there would cost the mask its row in the QC log. So a failure gives
+    the coarse copy of the frame with the verdict, the measurements and the error.
+    """
+    try:
+        return _draw(img, ctx, verdict, defects, m, seg, analysis)
+    except Exception as exc:  # noqa: BLE001 - the reason is drawn on the image instead
+        canvas = seg.coarse.copy()
+        ov.draw_summary(canvas, verdict, m, defects)
+        ov.draw_failure(canvas, f"overlay: {type(exc).__name__}: {exc}")
+        return canvas
+
+
 def _draw(
-    img: np.ndarray,
+    img: np.ndarray | None,
     ctx: InspectionContext,
     verdict: str,
     defects: list[Defect],
@@ -310,10 +399,12 @@ def _draw(
     A measured mask is shown top-down, as measured: the rectified image (fixed mm per
     pixel, the mask straight) with its outline, seams and defects. Anything else
     (empty belt, mask cut by the border, several masks) is shown on a half-size copy
-    of the frame with what was found outlined.
+    of the frame with what was found outlined (``img``: needed only then).
     """
     params = ctx.params.overlay
     if analysis is None:
+        if img is None:
+            raise ValueError("an unmeasured mask's overlay needs the frame")
         canvas = ov.base_image(img, params)
         ov.draw_blobs(canvas, [b.contour_px for b in seg.blobs], params.scale)
     else:

@@ -59,9 +59,11 @@ class PleatParams:
     #: more than the shading alone does.)
     max_channel_ratio: float = 3.0
     #: A crease darkens the cloth by at least this share of its brightness…
-    min_depth: float = 0.05
-    #: …and stands this many robust sigmas above the profile's noise.
-    min_sigmas: float = 5.0
+    min_depth: float = 0.035
+    #: …and stands this many robust sigmas above the profile's noise (the profile
+    #: is a median over chunks of averaged rows: its noise is small and measured on
+    #: each mask, so this, not ``min_depth``, is what usually decides).
+    min_sigmas: float = 4.0
     #: Two folds are at least this far apart.
     min_spacing_mm: float = 5.0
 

@@ -13,7 +13,7 @@ reaches the border does not make a mask partial, a body that does always does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -47,6 +47,11 @@ class SegmentParams:
     max_hole_mm2: float = 900.0
     #: A body this close to the frame edge (coarse pixels) is partial.
     border_margin_px: int = 1
+    #: A bright region apart from any mask at least this large is a foreign object
+    #: (a tool, a hand, a detached part): the mask beside it is not passed, since the
+    #: object may be hiding a defect or may end up in the accepted bin. Lint, threads
+    #: and belt specks are far smaller.
+    min_foreign_area_mm2: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,9 @@ class Segmentation:
     belt_level: float
     coarse: np.ndarray  # BGR uint8, the downscaled frame (reused by the overlay)
     step: int
+    #: Bright regions apart from every mask, too small to be one (full-frame
+    #: ``(x, y, w, h)`` px, area mm²), largest first.
+    foreign: list[tuple[tuple[int, int, int, int], float]] = field(default_factory=list)
 
 
 def downscale(image: np.ndarray, step: int) -> np.ndarray:
@@ -139,25 +147,24 @@ def find_masks(
                 (x * step, y * step, bw * step, bh * step),
             )
         )
-    # A sliver of cloth at the border, too thin to survive the opening, is still a
-    # mask cut by the border.
-    edge = (
-        solid[: m + 1].any()
-        or solid[-m - 1 :].any()
-        or solid[:, : m + 1].any()
-        or solid[:, -m - 1 :].any()
-    )
-    if not edge:
-        blobs.sort(key=lambda b: b.body_area_mm2, reverse=True)
-        return Segmentation(blobs, threshold, belt_level, coarse, step)
+    min_foreign_px = params.min_foreign_area_mm2 / px_mm**2
+    foreign: list[tuple[tuple[int, int, int, int], float]] = []
     n, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
-        touches = x <= m or y <= m or x + bw - 1 >= sw - 1 - m or y + bh - 1 >= sh - 1 - m
-        if not touches or area < min_partial_px:
+        if area < min(min_partial_px, min_foreign_px):
             continue
         if claimed[y : y + bh, x : x + bw][labels[y : y + bh, x : x + bw] == i].any():
+            continue  # a mask, its loops and anything touching it
+        touches = x <= m or y <= m or x + bw - 1 >= sw - 1 - m or y + bh - 1 >= sh - 1 - m
+        if not touches or area < min_partial_px:
+            # Apart from every mask and too small to be one: a foreign object.
+            if area >= min_foreign_px:
+                box = (x * step, y * step, bw * step, bh * step)
+                foreign.append((box, area * px_mm**2))
             continue
+        # A sliver of cloth at the border, too thin to survive the opening, is still
+        # a mask cut by the border.
         region = (labels[y : y + bh, x : x + bw] == i).astype(np.uint8)
         outline = _largest_contour(region)
         if outline is None:
@@ -165,7 +172,8 @@ def find_masks(
         pts = (outline + np.array([x, y], np.float64)) * step
         blobs.append(Blob(pts, None, 0.0, True, (x * step, y * step, bw * step, bh * step)))
     blobs.sort(key=lambda b: b.body_area_mm2, reverse=True)
-    return Segmentation(blobs, threshold, belt_level, coarse, step)
+    foreign.sort(key=lambda f: f[1], reverse=True)
+    return Segmentation(blobs, threshold, belt_level, coarse, step, foreign)
 
 
 def _odd(size_px: float) -> int:

@@ -6,6 +6,8 @@ image and decides where the seam runs) so that each can be read, and tested, alo
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
@@ -157,3 +159,100 @@ def thread_presence(
     # only its colour), and more where its colour stands out from the cloth.
     ratio = np.clip(obs / np.maximum(exp, typical), 0.0, 1.0)
     return ratio, exp >= share * usual
+
+
+def stitch_phasor(
+    signal: np.ndarray, period_px: float, window_px: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local amplitude and phase of ``signal`` at the stitch frequency (a sliding
+    matched filter).
+
+    Along a sewn stretch the stitch signal pulses at every needle hole, so its
+    component at ``1 / period_px`` is strong and its phase (against the column index)
+    stays put; along a stretch without stitches it is the cloth's noise. The signal
+    is demodulated at the stitch frequency and averaged over ``window_px`` (Hann
+    weights: two periods see the pulses and are short enough to see a gap's middle).
+    """
+    n = np.arange(len(signal), dtype=np.float64)
+    phase = 2.0 * np.pi * n / period_px
+    s = signal.astype(np.float64) - float(np.mean(signal))
+    w = np.hanning(max(window_px, 3) + 2)[1:-1]
+    w = (w / w.sum()).astype(np.float32)[None, :]
+    re = cv2.filter2D((s * np.cos(phase)).astype(np.float32)[None, :], -1, w)[0]
+    im = cv2.filter2D((s * np.sin(phase)).astype(np.float32)[None, :], -1, w)[0]
+    return 2.0 * np.hypot(re, im), np.arctan2(im, re)
+
+
+@dataclass(frozen=True, slots=True)
+class PulseParams:
+    """When a stretch pulses like stitching (:class:`StitchPulses`)."""
+
+    #: Amplitude at the stitch period, at least this share of the side's median…
+    amplitude_share: float = 0.5
+    #: …and this many times the amplitude of the cloth rows beside the seam at the
+    #: same period (a print with the stitch's period is not stitching)…
+    over_cloth: float = 2.0
+    #: …in step with the stitches on either side (phase at the stitch period)…
+    max_phase_rad: float = np.pi / 4
+    #: …along this share of the stretch (its middle: the window leaks its ends).
+    share: float = 0.9
+    #: Window of the amplitude, in stitch periods.
+    window_periods: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class StitchPulses:
+    """The seam row's pulses at the stitch period, to tell a bare-looking stretch that
+    is still stitched from a gap.
+
+    A thread of nearly the cloth's colour (along a print edge, on a print of its
+    colour) gives little thin-line response, but its needle holes still pulse at the
+    stitch period, *in step* with the stitches on either side (the machine advances
+    the cloth evenly). In a gap there are no needle holes; loose thread ends and print
+    motifs may vary at any period, but not in step with the stitching.
+    """
+
+    amplitude: np.ndarray
+    phase: np.ndarray
+    cloth: np.ndarray
+    typical: float
+    window: int
+    params: PulseParams = field(default_factory=PulseParams)
+
+    @classmethod
+    def measure(
+        cls, row: np.ndarray, cloth: np.ndarray, period: float, params: PulseParams
+    ) -> StitchPulses | None:
+        """``row``/``cloth``: detrended luminance along the seam row and beside it.
+        None when the period is unknown or the side too short to judge."""
+        if not np.isfinite(period) or len(row) < 4 * period:
+            return None
+        window = max(round(params.window_periods * period), 3)
+        amp, phase = stitch_phasor(row, period, window)
+        cloth_amp, _ = stitch_phasor(cloth, period, window)
+        return cls(amp, phase, cloth_amp, float(np.median(amp)), window, params)
+
+    def stitched(self, a: int, c: int) -> bool:
+        """Whether columns ``a:c`` pulse like the stitching on either side of them."""
+        p = self.params
+        edge = min(self.window // 2, (c - a) // 3)  # the window leaks the ends' stitches
+        inner = slice(a + edge, c - edge)
+        n = len(self.amplitude)
+        # The stitching's phase, seen clear of the stretch (beyond loose thread ends
+        # and the window's own reach).
+        ref = np.r_[
+            max(a - 3 * self.window, 0) : max(a - self.window, 0),
+            min(c + self.window, n) : min(c + 3 * self.window, n),
+        ]
+        ref = ref[self.amplitude[ref] >= p.amplitude_share * self.typical]
+        if ref.size < self.window // 2:
+            return False
+        ref_phase = np.angle(np.exp(1j * self.phase[ref]).mean())
+        amp = self.amplitude[inner]
+        in_step = np.abs(np.angle(np.exp(1j * (self.phase[inner] - ref_phase)))) <= p.max_phase_rad
+        pulsing = (
+            (amp >= p.amplitude_share * self.typical)
+            & (amp >= p.over_cloth * self.cloth[inner])
+            & in_step
+        )
+        return bool(pulsing.size) and float(pulsing.mean()) >= p.share

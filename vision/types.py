@@ -7,6 +7,7 @@ prototype's tolerances.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ DEFECT_CODES: tuple[str, ...] = (
     "stitch_length",  # stitch pitch outside tolerance
     "partial",  # mask touches the image border: cannot be measured
     "multiple",  # more than one mask in the frame
+    "foreign",  # a foreign object (tool, hand, detached part) beside the mask
     "hole",  # classifier: hole or tear
     "stain",  # classifier: mark or stain
     "anomaly",  # classifier: unlike any good mask seen in training
@@ -32,6 +34,7 @@ DEFECT_CODES: tuple[str, ...] = (
     "error",  # station: the inspection raised or the frame was unusable
     "camera",  # station: camera unhealthy
     "model",  # station: model unhealthy
+    "archive",  # station: the image archive cannot write (disk full, read-only)
 )
 
 
@@ -86,7 +89,9 @@ class InspectionResult:
 
     ``overlay`` is the annotated image for supervisors (BGR uint8) or None when the
     caller asked for none; ``stage_ms`` keeps per-stage latency so slow steps show
-    in the log and the benchmarks.
+    in the log and the benchmarks. When the pipeline deferred the overlay (the
+    station: it is needed only for rejects, samples and the live view, never for
+    the verdict), ``draw_overlay`` draws it and :meth:`annotated` returns it.
     """
 
     verdict: Verdict
@@ -95,6 +100,19 @@ class InspectionResult:
     stage_ms: dict[str, float] = field(default_factory=dict)
     message: str = ""
     overlay: np.ndarray | None = None
+    draw_overlay: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    def annotated(self) -> np.ndarray | None:
+        """The overlay, drawn now (once) if the pipeline deferred it.
+
+        Safe from any thread: drawing only reads the frame and the measurements, and
+        two racing calls merely draw the same image twice.
+        """
+        draw = self.draw_overlay
+        if self.overlay is None and draw is not None:
+            self.overlay = draw()
+            self.draw_overlay = None
+        return self.overlay
 
     @property
     def defect_codes(self) -> list[str]:

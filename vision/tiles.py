@@ -1,0 +1,298 @@
+"""Tiles of the rectified body: the classifier's input, in millimetres (pure numpy/OpenCV).
+
+    rectified image ─▶ canvas: the body alone, axis-aligned in mask mm, ≈ 0.5 mm/px,
+    always the same size (the measured body is stretched onto it by a few % at most)
+    ─▶ loop tacks painted over ─▶ divided by the fabric's own median colour ─▶
+    overlapping tiles, one strided view of the canvas, copied into one preallocated
+    batch.
+
+Training renders its data set through these very functions
+(:mod:`vision.training.dataset`), so the model sees at training exactly what it
+sees at the station. The decision on the model's outputs is :mod:`vision.classify`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TileParams:
+    """How the body is cut into tiles; stored in the model card, fixed at training."""
+
+    #: Canvas scale: holes of 2 mm are still 4 px, the tiny CNN stays a few ms.
+    mm_per_px: float = 0.5
+    #: Tile side (16 mm at 0.5 mm/px: room for a hole and the cloth around it).
+    tile_px: int = 32
+    #: Largest step between tiles; the overlap (here ≥ 4 mm) keeps every small flaw
+    #: whole in at least one tile.
+    max_stride_px: int = 24
+    #: Ear-loop bar tacks: the cloth this deep from each short side, this far from the
+    #: long sides (mm), is painted the fabric's own colour before tiling. A dark tack
+    #: looks like a hole to a 16 mm tile that cannot know it sits in a corner; the
+    #: loop check owns that place.
+    tack_depth_mm: float = 5.0
+    tack_span_mm: tuple[float, float] = (1.0, 11.0)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the tiles lie on the canvas, and the canvas itself.
+
+    Tiles start every ``stride_px`` = (col step, row step) canvas pixels, ``nx`` ×
+    ``ny`` of them, the last flush with the canvas edge: the canvas is exactly
+    ``(n − 1)·stride + tile`` pixels on each axis, so that the batch is one strided
+    view of it. The canvas spans the body exactly: canvas pixel ``(c, r)`` has its
+    centre at mask mm ``((c + 0.5)·W/cols, (r + 0.5)·H/rows)`` for a measured body
+    W × H, whatever the body's size (hence ≈ ``mm_per_px``, not exactly).
+    """
+
+    params: TileParams
+    nx: int
+    ny: int
+    stride_px: tuple[int, int]
+
+    @property
+    def cols(self) -> int:
+        return (self.nx - 1) * self.stride_px[0] + self.params.tile_px
+
+    @property
+    def rows(self) -> int:
+        return (self.ny - 1) * self.stride_px[1] + self.params.tile_px
+
+    @property
+    def n_tiles(self) -> int:
+        return self.nx * self.ny
+
+    @property
+    def batch_shape(self) -> tuple[int, int, int, int]:
+        """(N, T, T, 3): tiles channel-last, as the canvas is (no transposition)."""
+        t = self.params.tile_px
+        return (self.n_tiles, t, t, 3)
+
+    @property
+    def origins_px(self) -> np.ndarray:
+        """(N, 2) ``(col, row)`` of each tile's top-left canvas pixel, row-major."""
+        gx, gy = np.meshgrid(
+            np.arange(self.nx) * self.stride_px[0], np.arange(self.ny) * self.stride_px[1]
+        )
+        return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.int32)
+
+    def tack_zones(self) -> tuple[tuple[slice, slice], ...]:
+        """(rows, cols) slices of the canvas where the loop tacks are, four corners."""
+        p = self.params
+        if p.tack_depth_mm <= 0:
+            return ()
+        d = int(np.ceil(p.tack_depth_mm / p.mm_per_px))
+        r0 = int(np.floor(p.tack_span_mm[0] / p.mm_per_px))
+        r1 = int(np.ceil(p.tack_span_mm[1] / p.mm_per_px))
+        rows = (slice(r0, r1), slice(self.rows - r1, self.rows - r0))
+        cols = (slice(0, d), slice(self.cols - d, self.cols))
+        return tuple((r, c) for r in rows for c in cols)
+
+    def tile_boxes_mm(self, body_w_mm: float, body_h_mm: float) -> np.ndarray:
+        """(N, 4) ``x0, y0, x1, y1`` of every tile in mask mm for a body W × H."""
+        sx, sy = body_w_mm / self.cols, body_h_mm / self.rows
+        t = self.params.tile_px
+        o = self.origins_px.astype(np.float64)
+        return np.stack([o[:, 0] * sx, o[:, 1] * sy, (o[:, 0] + t) * sx, (o[:, 1] + t) * sy], 1)
+
+
+def _axis(length_px: float, tile_px: int, max_stride_px: int) -> tuple[int, int]:
+    """(tiles, stride) covering ``length_px`` with steps of at most ``max_stride_px``."""
+    span = max(round(length_px) - tile_px, 0)
+    if span == 0:
+        return 1, max_stride_px
+    n = int(np.ceil(span / max_stride_px)) + 1
+    return n, max(span // (n - 1), 1)
+
+
+def make_grid(body_w_mm: float, body_h_mm: float, params: TileParams | None = None) -> TileGrid:
+    """The tiling of a body of nominal size W × H mm (the spec's, not a measured one)."""
+    p = params or TileParams()
+    nx, sx = _axis(body_w_mm / p.mm_per_px, p.tile_px, p.max_stride_px)
+    ny, sy = _axis(body_h_mm / p.mm_per_px, p.tile_px, p.max_stride_px)
+    return TileGrid(p, nx, ny, (sx, sy))
+
+
+@dataclass(eq=False)
+class TileWorkspace:
+    """Buffers reused for every frame: nothing large is allocated per inspection.
+
+    ``half`` holds the body's region of the rectified image at half resolution; its
+    size follows the body, so it is a view on a flat buffer that only grows (once,
+    if a larger body than any before comes by).
+    """
+
+    grid: TileGrid
+    canvas: np.ndarray = field(init=False)  # (rows, cols, 3) uint8, the body in mask mm
+    hwc: np.ndarray = field(init=False)  # (rows, cols, 3) float32, normalised
+    batch: np.ndarray = field(init=False)  # (N, T, T, 3) float32, the model input
+    _half: np.ndarray = field(init=False, repr=False)
+    _tiles: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        g = self.grid
+        self.canvas = np.zeros((g.rows, g.cols, 3), np.uint8)
+        self.hwc = np.zeros((g.rows, g.cols, 3), np.float32)
+        self.batch = np.zeros(g.batch_shape, np.float32)
+        # A nominal body at 0.2 mm/px, halved, with room to spare.
+        self._half = np.zeros(g.rows * g.cols * 3 * 4, np.uint8)
+        t = g.params.tile_px
+        st = self.hwc.strides
+        sx, sy = g.stride_px
+        self._tiles = np.lib.stride_tricks.as_strided(
+            self.hwc,
+            shape=(g.ny, g.nx, t, t, 3),
+            strides=(sy * st[0], sx * st[1], st[0], st[1], st[2]),
+            writeable=False,
+        )
+
+    def half_view(self, rows: int, cols: int) -> np.ndarray:
+        """A C-contiguous (rows, cols, 3) uint8 view for the half-resolution body."""
+        n = rows * cols * 3
+        if n > self._half.size:
+            self._half = np.zeros(n, np.uint8)
+        return self._half[:n].reshape(rows, cols, 3)
+
+    @property
+    def tiles(self) -> np.ndarray:
+        """(ny, nx, T, T, 3) strided view of ``hwc``: every tile, no copy."""
+        return self._tiles
+
+
+#: Pixels of rectified image kept around the body's bounding box before halving.
+ROI_PAD_PX = 4
+
+
+def canvas_affine(
+    mask_to_rect: np.ndarray,
+    body_w_mm: float,
+    body_h_mm: float,
+    cols: int,
+    rows: int,
+    roi_origin_px: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """2×3 map from a canvas pixel to the half-resolution rectified region.
+
+    ``mask_to_rect`` is the 2×3 affine mask mm → rectified pixel
+    (:meth:`vision.edges.BodyFrame.mask_to_rect_affine`). Canvas pixel ``c`` is
+    centred at ``(c + 0.5)·W/cols`` mm; a 2×2 area-averaged pixel ``i`` of the region
+    starting at rectified pixel ``o`` is centred at rectified ``o + 2i + 0.5``.
+    """
+    sx, sy = body_w_mm / cols, body_h_mm / rows
+    canvas_to_mask = np.array([[sx, 0.0, 0.5 * sx], [0.0, sy, 0.5 * sy], [0.0, 0.0, 1.0]])
+    ox, oy = roi_origin_px
+    rect_to_half = np.array([[0.5, 0.0, -(ox + 0.5) / 2], [0.0, 0.5, -(oy + 0.5) / 2]])
+    m3 = np.vstack([np.asarray(mask_to_rect, np.float64), [0.0, 0.0, 1.0]])
+    return rect_to_half @ m3 @ canvas_to_mask
+
+
+def body_roi(
+    mask_to_rect: np.ndarray, body_w_mm: float, body_h_mm: float, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Even-sized ``(x0, y0, x1, y1)`` rectified-pixel box around the body, in the image."""
+    corners = np.array([[0, 0, 1], [body_w_mm, 0, 1], [body_w_mm, body_h_mm, 1], [0, body_h_mm, 1]])
+    px = corners @ np.asarray(mask_to_rect, np.float64).T
+    h, w = shape
+    x0 = max(int(np.floor(px[:, 0].min())) - ROI_PAD_PX, 0)
+    y0 = max(int(np.floor(px[:, 1].min())) - ROI_PAD_PX, 0)
+    x1 = min(int(np.ceil(px[:, 0].max())) + ROI_PAD_PX, w)
+    y1 = min(int(np.ceil(px[:, 1].max())) + ROI_PAD_PX, h)
+    x1 -= (x1 - x0) % 2
+    y1 -= (y1 - y0) % 2
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError("body outside the rectified image")
+    return x0, y0, x1, y1
+
+
+def body_canvas(
+    rect_image: np.ndarray,
+    mask_to_rect: np.ndarray,
+    body_w_mm: float,
+    body_h_mm: float,
+    work: TileWorkspace,
+) -> np.ndarray:
+    """Fill ``work.canvas`` with the body, axis-aligned in mask mm; returns it.
+
+    The body's region is first halved by a 2×2 area average (against aliasing of the
+    weave, and cheap), then warped once, bilinearly, onto the canvas. Training
+    renders its data set through this very function, so the model sees at training
+    exactly what it sees at the station.
+    """
+    g = work.grid
+    x0, y0, x1, y1 = body_roi(mask_to_rect, body_w_mm, body_h_mm, rect_image.shape[:2])
+    half = work.half_view((y1 - y0) // 2, (x1 - x0) // 2)
+    cv2.resize(
+        rect_image[y0:y1, x0:x1],
+        (half.shape[1], half.shape[0]),
+        dst=half,
+        interpolation=cv2.INTER_AREA,
+    )
+    m = canvas_affine(mask_to_rect, body_w_mm, body_h_mm, g.cols, g.rows, (x0, y0))
+    cv2.warpAffine(
+        half,
+        m,
+        (g.cols, g.rows),
+        dst=work.canvas,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return work.canvas
+
+
+#: Every this many canvas pixels (both axes) enter the fabric's reference colour.
+REFERENCE_STEP_PX = 4
+
+
+def reference_colour(canvas: np.ndarray) -> np.ndarray:
+    """Per-channel median of the body (subsampled): the fabric's own colour, BGR.
+
+    The median ignores a print's ink (less than half the cloth) and any flaw, so
+    dividing by it removes exposure, white balance and the fabric's dye together.
+    """
+    sub = canvas[::REFERENCE_STEP_PX, ::REFERENCE_STEP_PX].reshape(-1, 3)
+    return np.maximum(np.median(sub, axis=0), 1.0).astype(np.float32)
+
+
+def neutralise(canvas: np.ndarray, ref: np.ndarray, grid: TileGrid) -> None:
+    """Paint the loop-tack zones of ``canvas`` (in place) the fabric's reference colour."""
+    colour = np.round(ref).astype(np.uint8)
+    for rows, cols in grid.tack_zones():
+        canvas[rows, cols] = colour
+
+
+def normalise(canvas: np.ndarray, out_hwc: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """Tack zones neutralised, then ``canvas / reference − 1`` into ``out_hwc``; returns it.
+
+    Good cloth is ≈ 0, the belt seen through a hole ≈ −0.8, a stain a negative
+    change in one or more channels: the same numbers on any fabric and any light.
+    """
+    ref = reference_colour(canvas)
+    neutralise(canvas, ref, grid)
+    inv = np.float32(1.0) / ref
+    # A 256-entry table per channel, then one cv2.LUT: the same float32 values as
+    # ``canvas * inv - 1`` computed pixel by pixel, in a tenth of the time.
+    lut = np.arange(256, dtype=np.float32)[:, None] * inv - np.float32(1.0)
+    cv2.LUT(canvas, lut.reshape(1, 256, 3), dst=out_hwc)
+    return out_hwc
+
+
+def fill_batch(work: TileWorkspace) -> np.ndarray:
+    """Copy every tile of ``work.hwc`` into ``work.batch`` (one strided copy)."""
+    g = work.grid
+    t = g.params.tile_px
+    np.copyto(work.batch.reshape(g.ny, g.nx, t, t, 3), work.tiles)
+    return work.batch
+
+
+def prepare_batch(work: TileWorkspace) -> np.ndarray:
+    """The body in ``work.canvas`` → the model input, in ``work``'s buffers."""
+    normalise(work.canvas, work.hwc, work.grid)
+    return fill_batch(work)
+
+
+# -- post-processing ------------------------------------------------------------------
