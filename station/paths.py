@@ -13,4 +13,6 @@ FIRMWARE_CONFIG_DIR = REPO_ROOT / "firmware_config"
 PROTOTYPES_DIR = FIRMWARE_CONFIG_DIR / "prototypes"
 DEFAULT_SPEC_PATH = PROTOTYPES_DIR / "resilience-adult.toml"
 MODELS_DIR = REPO_ROOT / "models"
+#: The defect classifier shipped with the station (its card ``tilenet.json`` beside it).
+DEFAULT_MODEL_PATH = MODELS_DIR / "tilenet.onnx"
 CALIBRATION_DIR = REPO_ROOT / "calibration"

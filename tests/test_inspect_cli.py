@@ -226,6 +226,11 @@ def test_bench_json(capsys) -> None:
         "stages",
     } <= set(report)
     assert report["floor_ms"] > 0 and "rectify" in report["stages"]
+    # The classifier runs as a stage; its session is compared with PyTorch eager.
+    c = report["classifier"]
+    assert "classify" in report["stages"] and c["share_of_pipeline_pct"] > 0
+    assert c["ort_ms"] > 0 and c["tiles"] > 0
+    assert c["torch_eager_fp32_ms"] is None or c["speedup"] > 0
 
 
 @pytest.mark.slow

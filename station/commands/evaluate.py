@@ -65,6 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC_PATH, help="prototype spec TOML")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--results", type=Path, help="also write every frame's record (JSON lines)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="also run this defect classifier (.onnx), as the station does; "
+        "default: geometry only, the vision core's own figures",
+    )
     p.set_defaults(handler=cmd_eval)
 
 
@@ -110,7 +116,9 @@ def render_set(
     return paths
 
 
-def evaluate_set(set_dir: Path, spec: Any, results: Path | None) -> dict[str, Any]:
+def evaluate_set(
+    set_dir: Path, spec: Any, results: Path | None, classifier: Any | None = None
+) -> dict[str, Any]:
     """Inspect every frame of a set with its own camera's calibration and score it."""
     from tqdm import tqdm
 
@@ -129,7 +137,9 @@ def evaluate_set(set_dir: Path, spec: Any, results: Path | None) -> dict[str, An
             cal_name = truth["calibration"]
             if cal_name not in contexts:
                 cal = load_calibration(set_dir / cal_name)
-                contexts[cal_name] = InspectionContext.create(cal, spec, annotate=False)
+                contexts[cal_name] = InspectionContext.create(
+                    cal, spec, annotate=False, classifier=classifier
+                )
             try:
                 record = result_record(path, inspect_frame(read_image(path), contexts[cal_name]))
             except ValueError as err:
@@ -169,7 +179,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             spec,
         )
         print(f"set written to {set_dir}", file=sys.stderr)
-    summary = evaluate_set(set_dir, spec, args.results)
+    classifier = None
+    if args.model is not None:
+        from station.model import load_classifier
+
+        classifier = load_classifier(args.model)
+    summary = evaluate_set(set_dir, spec, args.results, classifier)
     summary["set"] = str(set_dir)
     if args.json:
         print(json.dumps(summary))

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from station.config import ConfigError, load_calibration, load_spec
-from station.paths import DEFAULT_SPEC_PATH
+from station.paths import DEFAULT_MODEL_PATH, DEFAULT_SPEC_PATH
 
 #: Files picked up inside folders (case-insensitive); anything else is ignored.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -45,6 +45,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--jsonl", type=Path, help="write the JSON lines here instead of stdout")
     p.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated images here")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL_PATH,
+        help="defect classifier .onnx, its card beside it (default: the shipped model)",
+    )
+    model.add_argument(
+        "--no-model",
+        action="store_true",
+        help="geometry only: no hole/stain/anomaly check",
+    )
+    p.add_argument("--model-threads", type=int, default=1, help="onnxruntime threads (default 1)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
     p.set_defaults(handler=cmd_inspect)
 
@@ -163,10 +176,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             args.annotate.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigError(str(args.annotate), [f"cannot create: {err}"]) from None
-    ctx = InspectionContext.create(calibration, spec, annotate=args.annotate is not None)
+    classifier = None
+    if not args.no_model:
+        from station.model import load_classifier
+
+        classifier = load_classifier(args.model, args.model_threads)
+    ctx = InspectionContext.create(
+        calibration, spec, annotate=args.annotate is not None, classifier=classifier
+    )
+    model_label = classifier.label if classifier is not None else "none"
     out: IO[str] = args.jsonl.open("w", encoding="utf-8") if args.jsonl else sys.stdout
     try:
         for record in iter_records(images, ctx, args.annotate, progress=folder):
+            record["model"] = model_label
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             out.flush()
     finally:

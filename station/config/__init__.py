@@ -20,6 +20,7 @@ from station.config.export import ExportConfig
 from station.config.gpio import GpioConfig
 from station.config.inspection import InspectionConfig
 from station.config.line import LineConfig
+from station.config.model import ModelConfig
 from station.config.simulator import SimulatorConfig
 from station.config.station_info import StationInfo
 from station.config.storage import StorageConfig
@@ -45,6 +46,9 @@ class StationConfig(Section):
     line: LineConfig = Field(default_factory=LineConfig, description="Trigger and timing.")
     inspection: InspectionConfig = Field(
         default_factory=InspectionConfig, description="Spec and calibration."
+    )
+    model: ModelConfig = Field(
+        default_factory=ModelConfig, description="Defect classifier (holes, stains)."
     )
     storage: StorageConfig = Field(default_factory=StorageConfig, description="QC log.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="Supervisor page and API.")
@@ -74,12 +78,14 @@ def _validate(model: type[Section], data: dict[str, Any], source: str) -> Any:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(str(path), [f"file not found: {path}"])
     try:
+        if not path.is_file():
+            raise ConfigError(str(path), [f"file not found: {path}"])
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(str(path), [f"not valid TOML: {err}"]) from None
+    except OSError as err:  # unreadable, or a name too long for the file system
+        raise ConfigError(str(path), [f"cannot read: {err.strerror or err}"]) from None
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -89,6 +95,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         ("inspection", "calibration_path"),
         ("storage", "data_dir"),
         ("camera", "folder"),
+        ("model", "path"),
     }
     for section, key in keys:
         value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None

@@ -1,0 +1,262 @@
+"""The defect classifier: tiling and geometry (pure), the committed model, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from station.model import Classifier, ModelError, bench_classifier, load_card
+from vision.classify import CLASSES, Thresholds, interpret
+from vision.tiles import TileWorkspace, body_canvas, canvas_affine, make_grid, prepare_batch
+from vision.types import DEFECT_CODES
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+#: The committed model (models/README.md says which one the station ships with).
+MODEL = MODELS / "tilenet.onnx"
+MAX_MODEL_BYTES = 1_000_000
+
+
+# -- tiling and geometry ------------------------------------------------------------------
+def test_grid_covers_the_body_with_overlap() -> None:
+    g = make_grid(200.0, 95.0)
+    t = g.params.tile_px
+    assert abs(g.cols * g.params.mm_per_px - 200.0) <= g.stride_px[0] * g.params.mm_per_px
+    assert abs(g.rows * g.params.mm_per_px - 95.0) <= g.stride_px[1] * g.params.mm_per_px
+    o = g.origins_px
+    assert o[:, 0].max() + t == g.cols and o[:, 1].max() + t == g.rows
+    covered = np.zeros((g.rows, g.cols), bool)
+    for c0, r0 in o:
+        covered[r0 : r0 + t, c0 : c0 + t] = True
+    assert covered.all()
+    # Every 4 mm flaw lies whole inside some tile: overlap ≥ 4 mm.
+    assert min(t - s for s in g.stride_px) * g.params.mm_per_px >= 4.0
+
+
+def _synthetic_rect(dot_mm: tuple[float, float], skew_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """A 0.2 mm/px 'rectified' image with a grey body and one dark dot at ``dot_mm``."""
+    s = 0.2
+    a = np.deg2rad(skew_deg)
+    # mask mm → rect px: rotation by skew about the body's corner at (20 mm, 6 mm).
+    m = np.array([[np.cos(a) / s, -np.sin(a) / s, 20 / s], [np.sin(a) / s, np.cos(a) / s, 6 / s]])
+    img = np.full((int(110 / s), int(245 / s), 3), 40, np.uint8)
+    body = np.array([[0, 0], [200, 0], [200, 95], [0, 95]], np.float64)
+    px = body @ m[:, :2].T + m[:, 2]
+    cv2.fillPoly(img, [np.round(px * 16).astype(np.int32)], (200, 190, 180), cv2.LINE_AA, 4)
+    c = np.array(dot_mm) @ m[:, :2].T + m[:, 2]
+    cv2.circle(
+        img,
+        (round(c[0] * 16), round(c[1] * 16)),
+        5 * 16,
+        (30, 30, 30),
+        -1,
+        cv2.LINE_AA,
+        4,
+    )
+    return img, m
+
+
+@pytest.mark.parametrize("skew_deg", [0.0, 0.6])
+def test_canvas_is_the_body_in_mask_mm(skew_deg: float) -> None:
+    dot = (150.0, 30.0)
+    img, m = _synthetic_rect(dot, skew_deg)
+    g = make_grid(200.0, 95.0)
+    work = TileWorkspace(g)
+    canvas = body_canvas(img, m, 200.0, 95.0, work)
+    assert canvas is work.canvas
+    dark = canvas[..., 0] < 100
+    rows, cols = np.nonzero(dark)
+    sx, sy = 200.0 / g.cols, 95.0 / g.rows
+    found = ((cols.mean() + 0.5) * sx, (rows.mean() + 0.5) * sy)
+    assert found == pytest.approx(dot, abs=0.3)
+    # The canvas is cloth edge to edge: no belt along its borders.
+    near_dot = cv2.dilate(dark.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert canvas[2:-2, 2:-2][~near_dot[2:-2, 2:-2]].min() > 150
+
+
+def test_affine_maps_canvas_centres_to_mask_mm() -> None:
+    m = np.array([[5.0, 0.0, 100.0], [0.0, 5.0, 30.0]])
+    a = canvas_affine(m, 200.0, 95.0, 400, 190)
+    # canvas pixel (0, 0) is centred at mask (0.25, 0.25) mm → rect px (101.25, 31.25)
+    # → half-resolution px (101.25 − 0.5) / 2.
+    half = a @ np.array([0.0, 0.0, 1.0])
+    assert half == pytest.approx([(101.25 - 0.5) / 2, (31.25 - 0.5) / 2])
+
+
+def test_batch_is_the_normalised_tiles_in_preallocated_buffers() -> None:
+    img, m = _synthetic_rect((100.0, 50.0), 0.0)
+    work = TileWorkspace(make_grid(200.0, 95.0))
+    ptrs = (work.canvas.ctypes.data, work.hwc.ctypes.data, work.batch.ctypes.data)
+    body_canvas(img, m, 200.0, 95.0, work)
+    batch = prepare_batch(work)
+    assert batch is work.batch
+    assert (work.canvas.ctypes.data, work.hwc.ctypes.data, work.batch.ctypes.data) == ptrs
+    t = work.grid.params.tile_px
+    for i, (c0, r0) in enumerate(work.grid.origins_px):
+        assert np.array_equal(batch[i], work.hwc[r0 : r0 + t, c0 : c0 + t])
+    # Normalised by the cloth's own colour: cloth ≈ 0, the dark dot clearly negative.
+    assert abs(float(np.median(work.hwc))) < 0.02
+    assert work.hwc.min() < -0.5
+
+
+def test_flagged_tiles_become_defects_at_their_place_in_mm() -> None:
+    g = make_grid(200.0, 95.0)
+    n = g.n_tiles
+    logits = np.tile(np.array([[5.0, -5.0, -5.0]], np.float32), (n, 1))
+    boxes = g.tile_boxes_mm(200.0, 95.0)
+    centre = (150.0, 40.0)
+    inside = np.flatnonzero(
+        (boxes[:, 0] < centre[0])
+        & (boxes[:, 2] > centre[0])
+        & (boxes[:, 1] < centre[1])
+        & (boxes[:, 3] > centre[1])
+    )
+    logits[inside] = [-5.0, 5.0, -5.0]
+    emb = np.zeros((n, 8), np.float32)
+    emb[3] = 10.0  # one unlike-anything tile elsewhere
+    res = interpret(logits, emb, g, 200.0, 95.0, CLASSES, Thresholds(0.5, 0.5, 50.0))
+    codes = [d.code for d in res.defects]
+    assert codes == ["hole", "anomaly"]
+    hole = res.defects[0]
+    assert hole.x_mm - hole.w_mm / 2 <= centre[0] <= hole.x_mm + hole.w_mm / 2
+    assert hole.y_mm - hole.h_mm / 2 <= centre[1] <= hole.y_mm + hole.h_mm / 2
+    assert hole.w_mm <= 16.5  # the tiles' common part, not their union
+    assert res.scores["hole"] > 0.99 and res.scores["anomaly"] == pytest.approx(100.0)
+    assert all(d.code in DEFECT_CODES for d in res.defects)
+    # An anomalous tile already called a hole is a hole, not also an anomaly.
+    emb[inside] = 10.0
+    emb[3] = 0.0
+    res = interpret(logits, emb, g, 200.0, 95.0, CLASSES, Thresholds(0.5, 0.5, 50.0))
+    assert [d.code for d in res.defects] == ["hole"]
+
+
+# -- the committed model --------------------------------------------------------------------
+def test_committed_model_loads_and_matches_its_card() -> None:
+    assert MODEL.is_file(), "the committed model is missing"
+    assert MODEL.stat().st_size <= MAX_MODEL_BYTES
+    card = load_card(MODEL)
+    clf = Classifier(MODEL, intra_op_threads=1)
+    info = clf.describe()
+    assert info["sha256"] == card["sha256"] and info["name"] == card["name"]
+    assert info["classes"] == list(CLASSES)
+    assert set(card["codes"]) <= set(DEFECT_CODES)
+    for key in ("preprocessing", "tiling", "thresholds", "training", "metrics", "version"):
+        assert key in card
+    # The batch and outputs are bound once: the station's batch runs without copies.
+    logits, emb = clf.run(clf.work.batch)
+    assert logits is clf.logits and emb is clf.embedding
+    assert logits.shape == (clf.grid.n_tiles, len(CLASSES))
+
+
+def test_thresholds_come_from_the_card_and_config_overrides_them() -> None:
+    card = load_card(MODEL)
+    assert Classifier(MODEL).thresholds.hole == pytest.approx(card["thresholds"]["hole"])
+    clf = Classifier(MODEL, thresholds={"hole": 0.9})
+    assert clf.describe()["thresholds"]["hole"] == 0.9
+    with pytest.raises(ModelError, match="unknown threshold"):
+        Classifier(MODEL, thresholds={"holes": 0.9})
+
+
+def _copy(tmp_path: Path) -> Path:
+    dst = tmp_path / MODEL.name
+    shutil.copyfile(MODEL, dst)
+    shutil.copyfile(MODEL.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+def test_tampered_model_is_refused_with_the_reason(tmp_path: Path) -> None:
+    model = _copy(tmp_path)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        Classifier(model)
+
+
+def test_model_without_a_matching_card_is_refused(tmp_path: Path) -> None:
+    model = _copy(tmp_path)
+    card_file = model.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+
+    card_file.write_text(json.dumps({**card, "file": "other.onnx"}))
+    with pytest.raises(ModelError, match=r"other\.onnx"):
+        Classifier(model)
+    card_file.write_text(json.dumps({**card, "classes": ["good", "hole", "smudge"]}))
+    with pytest.raises(ModelError, match="smudge"):
+        Classifier(model)
+    card_file.write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        Classifier(model)
+    card_file.unlink()
+    with pytest.raises(ModelError, match="card not found"):
+        Classifier(model)
+    with pytest.raises(ModelError, match="not found"):
+        Classifier(tmp_path / "missing.onnx")
+
+
+def test_bench_reports_onnxruntime_and_torch_on_the_same_input() -> None:
+    out = bench_classifier(MODEL, threads=1, repeats=5)
+    assert out["ort_ms"] > 0 and out["tiles"] == make_grid(200.0, 95.0).n_tiles
+    assert out["threads"] == 1
+    assert out["torch_eager_fp32_ms"] is None or out["speedup"] > 0
+
+
+# -- on rendered masks ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rendered() -> list[tuple[str, object, object]]:
+    """A few masks rendered with the simulator, measured by the pipeline."""
+    from vision.pipeline import InspectionContext, analyse_frame
+    from vision.spec import PrototypeSpec
+    from vision.synth import Renderer, SimCamera, sample_look, sample_scene
+
+    spec = PrototypeSpec()
+    renderer = Renderer(SimCamera())
+    ctx = InspectionContext.create(renderer.calibration, spec, annotate=False)
+    out = []
+    cases = (
+        [(seed, "good") for seed in range(11, 17)]
+        + [(seed, "hole") for seed in range(13, 21)]
+        + [(seed, "stain") for seed in range(13, 19)]
+    )
+    for seed, kind in cases:
+        rng = np.random.default_rng(seed)
+        masks = sample_scene(rng, kind, spec, camera=renderer.calibration)
+        image, truth = renderer.render(masks, sample_look(rng), rng, spec)
+        fa = analyse_frame(image, ctx)
+        assert fa.mask is not None, fa.result.message
+        out.append((kind, fa.mask, truth.masks[0]))
+    return out
+
+
+def test_committed_model_finds_holes_and_stains_and_passes_good_masks(rendered) -> None:
+    """Rendered masks: no good one flagged, holes and stains found where they are.
+
+    The model's measured recall is about 93 % on holes (docs/ACCURACY.md), so one
+    miss among the eight rendered holes is allowed; stains and good masks must all
+    be right.
+    """
+    clf = Classifier(MODEL, intra_op_threads=1)
+    found = {"hole": 0, "stain": 0}
+    for kind, mask, truth in rendered:
+        res = clf.classify_mask(mask)
+        codes = {d.code for d in res.defects}
+        if kind == "good":
+            assert not codes, (kind, res.defects, res.scores)
+            continue
+        if kind not in codes:
+            continue
+        found[kind] += 1
+        flaw = next(d for d in truth.defects if d.code == kind)
+        hit = [d for d in res.defects if d.code == kind]
+        # Reported where it is, in mask mm (within the reporting tile).
+        assert any(
+            abs(d.x_mm - flaw.x_mm) <= d.w_mm / 2 + 2 and abs(d.y_mm - flaw.y_mm) <= d.h_mm / 2 + 2
+            for d in hit
+        ), (flaw, hit)
+    n = {k: sum(1 for kind, _, _ in rendered if kind == k) for k in found}
+    assert found["stain"] == n["stain"], found
+    assert found["hole"] >= n["hole"] - 1, found
