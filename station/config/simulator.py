@@ -36,3 +36,10 @@ class SimulatorConfig(Section):
     max_masks: int | None = Field(
         default=None, ge=1, description="Stop feeding after this many masks (None: forever)."
     )
+    sprite_pool: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="Render only this many distinct masks and feed them in turn (0: every "
+        "mask is new). For throughput runs, where rendering would otherwise be the limit.",
+    )

@@ -139,7 +139,9 @@ def print_coverage(
     if kind == "stripes":
         angle = np.deg2rad(rng.choice([0.0, 90.0, 45.0, -45.0]))
         duty = rng.uniform(0.25, 0.5)
-        u = np.add.outer(ys * np.sin(angle), xs * np.cos(angle)) / period
+        # float32 factors: a float64 scalar would promote the whole layer to float64.
+        u = np.add.outer(ys * np.float32(np.sin(angle)), xs * np.float32(np.cos(angle)))
+        u *= np.float32(1.0 / period)
         return _band(u, duty, soft / period)
     if kind == "check":
         duty = rng.uniform(0.35, 0.5)
@@ -190,7 +192,10 @@ def _flowers(
 
 def _band(u: np.ndarray, duty: float, soft: float) -> np.ndarray:
     """Periodic band of relative width ``duty`` with soft edges (period 1)."""
-    f = np.abs((u % 1.0) - 0.5) * 2.0  # 0 at band centre, 1 between bands
+    f = np.remainder(u, 1.0, dtype=np.float32)  # 0 at band centre, 1 between bands:
+    f -= 0.5
+    np.abs(f, out=f)
+    f *= 2.0
     return smoothstep(duty + soft, duty - soft, f)
 
 
@@ -226,14 +231,19 @@ def fabric_colour(
         lum *= shade
 
     cover = print_coverage(grid, params, folds_mm, rng)
-    lum3 = cv2.cvtColor(lum, cv2.COLOR_GRAY2BGR)
-    if cover is None:
-        return cv2.multiply(lum3, (*params.fabric_bgr, 0.0))
-    base = np.asarray(params.fabric_bgr, np.float64)
-    ink = np.asarray(params.print_bgr, np.float64)
-    colour = cv2.multiply(cv2.cvtColor(cover, cv2.COLOR_GRAY2BGR), (*(ink - base), 0.0))
-    colour = cv2.add(colour, (*base, 0.0))
-    return cv2.multiply(colour, lum3)
+    # Channel by channel into one buffer: each 3-channel float layer is ~23 MB.
+    out = np.empty((*grid.shape, 3), np.float32)
+    base = np.asarray(params.fabric_bgr, np.float32)
+    ink = np.asarray(params.print_bgr, np.float32)
+    for c in range(3):
+        channel = out[..., c]
+        if cover is None:
+            np.multiply(lum, base[c], out=channel)
+        else:
+            np.multiply(cover, ink[c] - base[c], out=channel)
+            channel += base[c]
+            channel *= lum
+    return out
 
 
 def _low_frequency(grid: Grid, rng: np.random.Generator) -> np.ndarray:

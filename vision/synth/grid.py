@@ -140,8 +140,14 @@ def smooth_noise(
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     """Hermite step from 0 at edge0 to 1 at edge1 (either order), as float32."""
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    t = np.subtract(x, edge0, dtype=np.float32)  # in place from here: layers are large
+    t *= np.float32(1.0 / (edge1 - edge0))
+    np.clip(t, 0.0, 1.0, out=t)
+    s = np.multiply(t, np.float32(-2.0))
+    s += np.float32(3.0)
+    t *= t
+    t *= s
+    return t
 
 
 def to_float_layer(layer_u8: np.ndarray) -> np.ndarray:

@@ -90,6 +90,7 @@ class MaskSprite:
         sdf = body_sdf(bgrid, w, h, folds, r_pleat)
         coverage = coverage_from_sdf(sdf)
         colour = fabric_colour(bgrid, params, folds, r_fabric, shade=edge_shading(sdf))
+        del sdf
 
         threads = ThreadLayers.empty(bgrid)
         seam = draw_seam(threads, bgrid, params, r_seam)
@@ -101,7 +102,7 @@ class MaskSprite:
         for i, d in enumerate(params.defects):
             if d.kind == "hole":
                 cut_hole(colour, coverage, bgrid, d, np.random.default_rng([int(seeds[4]), i]))
-        colour = cv2.multiply(colour, cv2.cvtColor(coverage, cv2.COLOR_GRAY2BGR))
+        cv2.multiply(colour, cv2.cvtColor(coverage, cv2.COLOR_GRAY2BGR), dst=colour)
 
         rgb = np.zeros((*grid.shape, 3), np.uint8)
         alpha = np.zeros(grid.shape, np.uint8)
@@ -109,6 +110,7 @@ class MaskSprite:
         rgb[rows, cols] = cv2.convertScaleAbs(colour)
         alpha[rows, cols] = cv2.convertScaleAbs(coverage, alpha=255.0)
         body[rows, cols] = alpha[rows, cols]
+        del colour, coverage, threads  # float layers (~40 MB) not needed past here
 
         paths = loop_paths(params, r_loop)
         for side_idx, path in enumerate(paths):

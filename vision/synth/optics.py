@@ -10,33 +10,73 @@ two frames share a noise pattern.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from vision.synth.fields import RowField, sample_positions
 from vision.synth.params import LookParams
 
 #: Extra rows/cols of the noise bank, the range of per-frame window offsets.
 NOISE_PAD_PX = 48
+#: int8 steps per sigma in the noise bank.
+NOISE_BANK_SCALE = 32.0
+#: Demosaicing's correlation of neighbouring pixels' noise, as a blur.
+_BANK_BLUR_SIGMA_PX = 0.55
+#: Rows of the noise bank blurred at a time, and the blur's margin (> its radius).
+_BANK_BAND_ROWS = 256
+_BANK_BLUR_MARGIN_PX = 4
+#: Pixels between samples of the light gain (it varies over hundreds of pixels).
+GAIN_STEP_PX = 16
 #: Fixed-point scale of the per-level noise sigma table (sigma ≤ 15 DN fits in uint8).
 _SIGMA_SCALE = 16.0
 
 
 def make_noise_bank(width_px: int, height_px: int) -> np.ndarray:
-    """Unit-variance, slightly correlated (demosaicing) noise, (H+pad, W+pad, 3) float32."""
+    """Unit-variance, slightly correlated (demosaicing) noise, (H+pad, W+pad, 3) int8.
+
+    Stored as int8 × :data:`NOISE_BANK_SCALE` (clipped at ±4 sigma): a quarter of the
+    float32 bank's memory, and sensor noise needs no finer steps than 1/32 sigma.
+    Blurred in bands of rows (each with the blur's margin), so building it never
+    holds more than one band in float32 besides the raw draw.
+    """
     rng = np.random.default_rng(0x5E45)
-    bank = rng.standard_normal(
-        (height_px + NOISE_PAD_PX, width_px + NOISE_PAD_PX, 3), dtype=np.float32
-    )
-    bank = cv2.GaussianBlur(bank, (0, 0), 0.55)
-    bank *= np.float32(1.0 / max(float(bank[:256, :256].std()), 1e-6))
-    return bank
+    rows, cols = height_px + NOISE_PAD_PX, width_px + NOISE_PAD_PX
+    out = np.empty((rows, cols, 3), np.int8)
+    m = _BANK_BLUR_MARGIN_PX
+    scale: float | None = None
+    raw = np.empty((0, cols, 3), np.float32)  # drawn rows raw_top .. raw_top + len(raw)
+    raw_top = 0
+    for r0 in range(0, rows, _BANK_BAND_ROWS):
+        r1 = min(r0 + _BANK_BAND_ROWS, rows)
+        top, bottom = max(r0 - m, 0), min(r1 + m, rows)
+        # Drawing in bands gives the same stream as drawing the whole bank at once.
+        more = bottom - raw_top - len(raw)
+        raw = np.concatenate([raw[top - raw_top :], _draw(rng, more, cols)])
+        raw_top = top
+        band = cv2.GaussianBlur(raw, (0, 0), _BANK_BLUR_SIGMA_PX)[r0 - top : r1 - top]
+        if scale is None:  # the first band is large enough to estimate the blur's loss
+            scale = NOISE_BANK_SCALE / max(float(band[:256, :256].std()), 1e-6)
+        band *= np.float32(scale)
+        np.clip(np.rint(band, out=band), -127, 127, out=out[r0:r1], casting="unsafe")
+    return out
 
 
-def light_gain(width_px: int, height_px: int, look: LookParams) -> np.ndarray:
-    """Per-pixel BGR gain (H, W, 3) float32: exposure, white balance, light side, vignetting."""
-    cw, ch = max(width_px // 16, 2), max(height_px // 16, 2)
-    u = (np.arange(cw, dtype=np.float32) + 0.5) / cw * 2 - 1
-    v = (np.arange(ch, dtype=np.float32) + 0.5) / ch * 2 - 1
+def _draw(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    return rng.standard_normal((max(rows, 0), cols, 3), dtype=np.float32)
+
+
+def light_gain_field(width_px: int, height_px: int, look: LookParams) -> RowField:
+    """Per-pixel BGR gain (exposure, white balance, light side, vignetting) as a field.
+
+    The gain is smooth, so it is sampled every :data:`GAIN_STEP_PX` pixels and
+    interpolated per band of rows when a frame is finished.
+    """
+    xs = sample_positions(width_px, GAIN_STEP_PX)
+    ys = sample_positions(height_px, GAIN_STEP_PX)
+    u = ((xs + 0.5) / width_px * 2 - 1).astype(np.float32)
+    v = ((ys + 0.5) / height_px * 2 - 1).astype(np.float32)
     aspect = height_px / width_px
     x = u[None, :]
     y = v[:, None] * aspect
@@ -46,7 +86,12 @@ def light_gain(width_px: int, height_px: int, look: LookParams) -> np.ndarray:
     side = 1.0 + 0.5 * look.light_gradient * (x * np.cos(d) + y * np.sin(d)) / np.hypot(1, aspect)
     gain = (look.exposure * vign * side).astype(np.float32)
     coarse = gain[..., None] * np.asarray(look.white_balance, np.float32)
-    return cv2.resize(coarse, (width_px, height_px), interpolation=cv2.INTER_LINEAR)
+    return RowField.from_samples(coarse, width_px, height_px, GAIN_STEP_PX)
+
+
+def light_gain(width_px: int, height_px: int, look: LookParams) -> np.ndarray:
+    """Per-pixel BGR gain (H, W, 3) float32: :func:`light_gain_field` expanded."""
+    return light_gain_field(width_px, height_px, look).full()
 
 
 def gain_key(look: LookParams) -> tuple[float, ...]:
@@ -58,6 +103,78 @@ def gain_key(look: LookParams) -> tuple[float, ...]:
         look.light_gradient,
         look.vignetting,
     )
+
+
+@dataclass(frozen=True)
+class NoiseDraw:
+    """One frame's draw from the noise bank: two window offsets and a mixing angle."""
+
+    oy1: int
+    ox1: int
+    oy2: int
+    ox2: int
+    theta: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> NoiseDraw:
+        oy1, ox1, oy2, ox2 = (int(v) for v in rng.integers(0, NOISE_PAD_PX, 4))
+        return cls(oy1, ox1, oy2, ox2, float(rng.uniform(0.0, 2 * np.pi)))
+
+
+def blur_margin_px(look: LookParams) -> int:
+    """Rows of context the lens blur needs on each side of a band (its kernel radius)."""
+    if look.blur_px <= 0.05:
+        return 0
+    return int(np.ceil(4.0 * look.blur_px)) + 1
+
+
+def finish_rows(
+    radiance: np.ndarray,
+    core: slice,
+    rows: slice,
+    look: LookParams,
+    noise: NoiseDraw,
+    bank: np.ndarray,
+    gain: np.ndarray,
+) -> np.ndarray:
+    """Scene radiance of a band → camera rows uint8 BGR.
+
+    ``radiance`` holds frame rows ``rows`` (float32, 0–255 scale, modified in place)
+    and ``gain`` the same rows of the light gain; ``core`` are the rows wanted, inside
+    ``rows`` by at least :func:`blur_margin_px` wherever ``rows`` is not cut by the
+    frame's edge, so the blur sees the same neighbours as on a whole frame.
+    """
+    w = radiance.shape[1]
+    cv2.multiply(radiance, gain, dst=radiance)
+    # Quantize, then blur in 8 bits: 3x cheaper than blurring floats, and the half-DN
+    # rounding vanishes under the sensor noise added next.
+    level = cv2.convertScaleAbs(radiance)
+    if look.blur_px > 0.05:
+        level = cv2.GaussianBlur(level, (0, 0), look.blur_px)
+    level = level[core.start - rows.start : core.stop - rows.start]
+    sigma16 = cv2.LUT(level, noise_lut(look))
+    y0, y1 = core.start, core.stop
+    k = 1.0 / NOISE_BANK_SCALE
+    out = cv2.addWeighted(
+        bank[noise.oy1 + y0 : noise.oy1 + y1, noise.ox1 : noise.ox1 + w],
+        np.cos(noise.theta) * k,
+        bank[noise.oy2 + y0 : noise.oy2 + y1, noise.ox2 : noise.ox2 + w],
+        np.sin(noise.theta) * k,
+        0.0,
+        dtype=cv2.CV_32F,
+    )
+    cv2.multiply(out, sigma16, dst=out, scale=1.0 / _SIGMA_SCALE, dtype=cv2.CV_32F)
+    cv2.add(out, level, dst=out, dtype=cv2.CV_32F)
+    cv2.max(out, 0.0, dst=out)
+    return cv2.convertScaleAbs(out)
+
+
+def jpeg_roundtrip(frame: np.ndarray, look: LookParams) -> np.ndarray:
+    """The frame through the look's JPEG compression, if it has one."""
+    if look.jpeg_quality is None:
+        return frame
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(look.jpeg_quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else frame
 
 
 def finish(
@@ -75,31 +192,9 @@ def finish(
     h, w = radiance.shape[:2]
     if gain is None:
         gain = light_gain(w, h, look)
-    cv2.multiply(radiance, gain, dst=radiance)
-    # Quantize, then blur in 8 bits: 3x cheaper than blurring floats, and the half-DN
-    # rounding vanishes under the sensor noise added next.
-    level = cv2.convertScaleAbs(radiance)
-    if look.blur_px > 0.05:
-        level = cv2.GaussianBlur(level, (0, 0), look.blur_px)
-    sigma16 = cv2.LUT(level, noise_lut(look))
-    oy1, ox1, oy2, ox2 = (int(v) for v in rng.integers(0, NOISE_PAD_PX, 4))
-    theta = float(rng.uniform(0.0, 2 * np.pi))
-    noise = cv2.addWeighted(
-        bank[oy1 : oy1 + h, ox1 : ox1 + w],
-        np.cos(theta),
-        bank[oy2 : oy2 + h, ox2 : ox2 + w],
-        np.sin(theta),
-        0.0,
-    )
-    cv2.multiply(noise, sigma16, dst=noise, scale=1.0 / _SIGMA_SCALE, dtype=cv2.CV_32F)
-    out = cv2.add(noise, level, dtype=cv2.CV_32F)
-    cv2.max(out, 0.0, dst=out)
-    frame = cv2.convertScaleAbs(out)
-    if look.jpeg_quality is not None:
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(look.jpeg_quality)])
-        if ok:
-            frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return frame
+    whole = slice(0, h)
+    frame = finish_rows(radiance, whole, whole, look, NoiseDraw.draw(rng), bank, gain)
+    return jpeg_roundtrip(frame, look)
 
 
 def noise_lut(look: LookParams) -> np.ndarray:

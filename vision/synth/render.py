@@ -10,7 +10,7 @@ is what makes the moving-belt demo cheap: a :class:`MaskSprite` is built once an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -18,36 +18,62 @@ import numpy as np
 from vision.calibration import Calibration
 from vision.spec import PrototypeSpec
 from vision.synth.belt import LUM_SCALE, BeltTexture, belt_key, belt_map, make_belt_texture
-from vision.synth.camera import SimCamera, plane_coords, undistorted_grid
+from vision.synth.camera import SimCamera, belt_field, plane_coords, undistorted_grid
+from vision.synth.fields import RowField
 from vision.synth.mask_sprite import MaskSprite, Placement
-from vision.synth.optics import finish, gain_key, light_gain, make_noise_bank
+from vision.synth.optics import (
+    NoiseDraw,
+    blur_margin_px,
+    finish,
+    finish_rows,
+    gain_key,
+    jpeg_roundtrip,
+    light_gain_field,
+    make_noise_bank,
+)
 from vision.synth.params import LookParams, MaskParams
 from vision.synth.truth import DefectTruth, GroundTruth, MaskTruth
 
-#: Belt textures (2 MB each) and full-size light maps (37 MB each) kept per renderer:
-#: a demo keeps one look, a dataset changes it every frame, so more would only hold memory.
+#: Belt textures (2 MB each) and light-gain fields (2 MB each) kept per renderer: a
+#: demo keeps one look, a dataset changes it every frame, so more would only hold memory.
 _BELT_CACHE = 3
-_GAIN_CACHE = 1
+_GAIN_CACHE = 3
+#: Frame rows rendered at a time. A whole 2028 × 1520 frame in float32 needs about
+#: 150 MB of scratch buffers; a band of 128 rows needs about 12 MB, and its buffers
+#: stay in the CPU's cache. Bands give the same pixels as a whole frame.
+BAND_ROWS = 128
+#: Pixels between the samples of the belt coordinates (the lens distortion is smooth).
+BELT_STEP_PX = 4
+
+
+@dataclass(frozen=True)
+class _Paste:
+    """A placement prepared for one frame: belt mm → sprite pixel map and pixel box."""
+
+    placement: Placement
+    affine: np.ndarray
+    rows: slice
+    cols: slice
 
 
 class Renderer:
     """Renders belt scenes and calibration boards for one :class:`SimCamera`.
 
-    Construction costs about half a second (undistorting every pixel, the noise
-    bank); keep one renderer per camera and reuse it. It holds caches only for its
-    own camera, so it is safe to keep several renderers for several cameras.
+    Construction costs a few tenths of a second (the belt coordinates of every
+    pixel, the noise bank); keep one renderer per camera and reuse it. It holds
+    caches only for its own camera (about 20 MB for the default camera), so it is
+    safe to keep several renderers for several cameras.
     """
 
     def __init__(self, camera: SimCamera | None = None, scene_mm_per_px: float = 0.1) -> None:
         self.camera = camera or SimCamera()
         self.scene_mm_per_px = float(scene_mm_per_px)
         self.calibration: Calibration = self.camera.calibration()
-        und = undistorted_grid(self.camera)
-        self._belt_mm, _ = plane_coords(und, self.camera.rotation, self.camera.tvec_mm)
-        self._und = und.astype(np.float32)
-        del und
+        self._belt: RowField = belt_field(self.camera, BELT_STEP_PX)
+        self._und: np.ndarray | None = None  # full undistorted grid, for boards only
         self._noise = make_noise_bank(self.camera.width_px, self.camera.height_px)
-        bx, by = self._belt_mm[..., 0], self._belt_mm[..., 1]
+        samples = self._belt.rows_data
+        bx, by = samples[..., 0], samples[..., 1]
         self.view_bounds_mm = (
             float(bx.min()) - 2.0,
             float(by.min()) - 2.0,
@@ -55,34 +81,57 @@ class Renderer:
             float(by.max()) + 2.0,
         )
         self._belts: dict[tuple, BeltTexture] = {}
-        self._gains: dict[tuple, np.ndarray] = {}
+        self._gains: dict[tuple, RowField] = {}
 
     # -- planes ---------------------------------------------------------------------
     @property
     def belt_mm(self) -> np.ndarray:
-        """Belt coordinates (X, Y) in mm of every camera pixel, (H, W, 2) float32 (read-only)."""
-        view = self._belt_mm.view()
-        view.flags.writeable = False
-        return view
+        """Belt coordinates (X, Y) in mm of every camera pixel, (H, W, 2) float32.
+
+        Expanded on each call from the samples the renderer keeps (25 MB for the
+        default camera): for tests and tools, not for per-frame work.
+        """
+        return self._belt.full()
 
     def plane_mm(self, rvec: np.ndarray, tvec_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Plane coordinates of every pixel's ray hit for a plane at pose (rvec, tvec).
 
         Returns ((H, W, 2) float32 mm, (H, W) bool valid). Used for chessboards held
-        at any angle; the belt's own map is precomputed in :attr:`belt_mm`.
+        at any angle; the exact undistorted grid is computed at the first call.
         """
+        if self._und is None:
+            self._und = undistorted_grid(self.camera).astype(np.float32)
         rot = cv2.Rodrigues(np.asarray(rvec, np.float64).reshape(3, 1))[0]
         return plane_coords(self._und, rot, np.asarray(tvec_mm, np.float64))
 
     # -- scene parts ----------------------------------------------------------------
-    def belt_radiance(self, look: LookParams, belt_offset_mm: float = 0.0) -> np.ndarray:
-        """The empty belt as seen by the camera, before light and sensor: (H, W, 3) float32."""
+    def _belt_texture(self, look: LookParams) -> BeltTexture:
         key = belt_key(look)
         tex = self._belts.get(key)
         if tex is None:
             tex = make_belt_texture(self.view_bounds_mm, look)
             _remember(self._belts, key, tex, _BELT_CACHE)
-        tex_map = belt_map(self._belt_mm, tex, belt_offset_mm)
+        return tex
+
+    def _gain(self, look: LookParams) -> RowField:
+        key = gain_key(look)
+        gain = self._gains.get(key)
+        if gain is None:
+            gain = light_gain_field(self.camera.width_px, self.camera.height_px, look)
+            _remember(self._gains, key, gain, _GAIN_CACHE)
+        return gain
+
+    def belt_radiance(self, look: LookParams, belt_offset_mm: float = 0.0) -> np.ndarray:
+        """The empty belt as seen by the camera, before light and sensor: (H, W, 3) float32."""
+        belt_mm = self._belt.full()
+        return self._belt_rows(belt_mm, self._belt_texture(look), look, belt_offset_mm)
+
+    @staticmethod
+    def _belt_rows(
+        belt_mm: np.ndarray, tex: BeltTexture, look: LookParams, belt_offset_mm: float
+    ) -> np.ndarray:
+        """Belt radiance of the pixels whose belt coordinates are ``belt_mm``."""
+        tex_map = belt_map(belt_mm, tex, belt_offset_mm)
         lum = cv2.remap(tex.lum, tex_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
         colour = np.asarray(look.belt_tint, np.float64) * (look.belt_level / LUM_SCALE)
         return cv2.multiply(cv2.cvtColor(lum, cv2.COLOR_GRAY2BGR), (*colour, 0.0), dtype=cv2.CV_32F)
@@ -116,24 +165,41 @@ class Renderer:
         """Place pre-built sprites on the belt and photograph the result.
 
         ``belt_offset_mm`` scrolls the belt texture along +Y (the travel direction)
-        so that, in a sequence, the belt moves with the masks.
+        so that, in a sequence, the belt moves with the masks. The frame is rendered
+        in bands of :data:`BAND_ROWS` rows, each with the lens blur's margin.
         """
         cam = self.camera
-        radiance = self.belt_radiance(look, belt_offset_mm)
-        body = np.zeros((cam.height_px, cam.width_px), np.uint8)
-        truths = []
-        for placement in placements:
-            truth = self._paste(radiance, body, placement, look)
-            if truth is not None:
-                truths.append(truth)
-        frame = self.finish(radiance, look, rng)
+        h, w = cam.height_px, cam.width_px
+        noise = NoiseDraw.draw(rng)
+        tex = self._belt_texture(look)
+        gain = self._gain(look)
+        body = np.zeros((h, w), np.uint8)
+        frame = np.empty((h, w, 3), np.uint8)
+        pastes = [self._prepare(p) for p in placements]
+        seen = [False] * len(pastes)
+        margin = blur_margin_px(look)
+        for y0 in range(0, h, BAND_ROWS):
+            core = slice(y0, min(y0 + BAND_ROWS, h))
+            rows = slice(max(y0 - margin, 0), min(core.stop + margin, h))
+            belt_mm = self._belt.rows(rows.start, rows.stop)
+            radiance = self._belt_rows(belt_mm, tex, look, belt_offset_mm)
+            for i, paste in enumerate(pastes):
+                if paste is not None and self._paste(radiance, belt_mm, rows, body, paste, look):
+                    seen[i] = True
+            frame[core] = finish_rows(
+                radiance, core, rows, look, noise, self._noise, gain.rows(rows.start, rows.stop)
+            )
+        frame = jpeg_roundtrip(frame, look)
+        truths = [
+            self._truth(p.placement)
+            for p, hit in zip(pastes, seen, strict=True)
+            if p is not None and hit
+        ]
         gt = GroundTruth(truths, body, self.calibration.version, float(belt_offset_mm))
         return frame, gt
 
-    def _paste(
-        self, radiance: np.ndarray, body: np.ndarray, placement: Placement, look: LookParams
-    ) -> MaskTruth | None:
-        """Remap one sprite into the frame; None if none of its body is in view."""
+    def _prepare(self, placement: Placement) -> _Paste | None:
+        """The sprite's affine map and pixel box; None if it is wholly out of view."""
         sprite = placement.sprite
         g = sprite.grid
         p = sprite.params
@@ -156,8 +222,28 @@ class Renderer:
         roi = self._roi(self._mask_to_belt(corners, placement), margin_px=3)
         if roi is None:
             return None
-        rs, cs = roi
-        tex_map = cv2.transform(self._belt_mm[rs, cs], m)
+        return _Paste(placement, m, *roi)
+
+    @staticmethod
+    def _paste(
+        radiance: np.ndarray,
+        belt_mm: np.ndarray,
+        rows: slice,
+        body: np.ndarray,
+        paste: _Paste,
+        look: LookParams,
+    ) -> bool:
+        """Remap the part of one sprite within frame rows ``rows`` into the band.
+
+        Returns whether any of the mask's body landed there.
+        """
+        top, bottom = max(paste.rows.start, rows.start), min(paste.rows.stop, rows.stop)
+        if top >= bottom:
+            return False
+        local = slice(top - rows.start, bottom - rows.start)
+        cs = paste.cols
+        sprite = paste.placement.sprite
+        tex_map = cv2.transform(belt_mm[local, cs], paste.affine)
         colour = cv2.remap(
             sprite.colour, tex_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
@@ -173,13 +259,18 @@ class Renderer:
         # keep = (1 - alpha) * (1 - k * shadow) = transmission - k * (transmission * shadow)
         keep = np.multiply(trans, np.float32(1 / 255), dtype=np.float32)
         cv2.scaleAdd(shadow.astype(np.float32), -look.shadow / 255, keep, dst=keep)
-        win = radiance[rs, cs]
+        win = radiance[local, cs]
         cv2.multiply(win, cv2.cvtColor(keep, cv2.COLOR_GRAY2BGR), dst=win)
         cv2.add(win, colour, dst=win, dtype=cv2.CV_32F)
         inside = cv2.threshold(body_cov, 127, 255, cv2.THRESH_BINARY)[1]
-        cv2.max(body[rs, cs], inside, dst=body[rs, cs])
-        if not inside.any():
-            return None
+        cv2.max(body[top:bottom, cs], inside, dst=body[top:bottom, cs])
+        return bool(inside.any())
+
+    def _truth(self, placement: Placement) -> MaskTruth:
+        """The placed mask's ground truth, ``partial`` if its body leaves the frame."""
+        sprite = placement.sprite
+        p = sprite.params
+        cx, cy = placement.center_mm
         outline = _rect_points(0.0, 0.0, p.width_mm, p.height_mm, step_mm=2.0)
         px = self.calibration.mm_to_px(self._mask_to_belt(outline, placement))
         w, h = self.camera.size_px
@@ -227,12 +318,7 @@ class Renderer:
         self, radiance: np.ndarray, look: LookParams, rng: np.random.Generator
     ) -> np.ndarray:
         """Light, lens blur, sensor noise and quantization (for callers with own scenes)."""
-        key = gain_key(look)
-        gain = self._gains.get(key)
-        if gain is None:
-            gain = light_gain(self.camera.width_px, self.camera.height_px, look)
-            _remember(self._gains, key, gain, _GAIN_CACHE)
-        return finish(radiance, look, rng, self._noise, gain)
+        return finish(radiance, look, rng, self._noise, self._gain(look).full())
 
 
 def _remember(cache: dict, key: tuple, value: object, size: int) -> None:
