@@ -3,17 +3,21 @@
 Supervisors look at reject images, and the classifier is retrained from them, so the
 archive keeps as many as the quota allows and deletes the oldest first. Writing is
 best effort: a full or read-only disk loses images, never the inspection row, and
-the failure shows in health.
+the failure shows in health. While it lasts, :mod:`station.recording` rejects the
+masks it would have accepted (their evidence is being lost).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -21,6 +25,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _MB = 1024 * 1024
+
+#: Below this much free space the archive's filesystem counts as full, bytes.
+MIN_FREE_BYTES = 1 * _MB
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class ArchiveHealth:
     deleted: int
     write_failures: int
     last_error: str | None
+    failing: bool
 
 
 class ImageArchive:
@@ -54,6 +62,13 @@ class ImageArchive:
         self.deleted = 0
         self.write_failures = 0
         self.last_error: str | None = None
+        #: True while the last write failed (disk full, read-only): cleared by the
+        #: next write that succeeds, so health shows when the archive is back.
+        self.failing = False
+        #: How files are opened for writing and the filesystem looked at: seams for
+        #: fault-injection tests (a full or read-only disk as the kernel reports it).
+        self.opener: Callable[..., IO[bytes]] = open
+        self.statvfs: Callable[[Path], os.statvfs_result] = os.statvfs
         self.root.mkdir(parents=True, exist_ok=True)
         self._scan()
 
@@ -70,6 +85,31 @@ class ImageArchive:
         self._files = deque((p, size) for _, p, size in found)
         self._used = sum(size for _, size in self._files)
 
+    def check_space(self) -> bool:
+        """Look at the filesystem without writing; False (and failing) if full or read-only.
+
+        One ``statvfs`` call: cheap enough for every mask, so a disk that filled up
+        while only unsampled accepts went by is noticed before the next accept. Only
+        a successful write clears ``failing``.
+        """
+        try:
+            st = self.statvfs(self.root)
+        except OSError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if st.f_flag & os.ST_RDONLY:
+                problem = f"read-only file system: {self.root}"
+            elif st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+                problem = f"no space left: {st.f_bavail * st.f_frsize / _MB:.1f} MiB free"
+            else:
+                return True
+        with self._lock:
+            self.last_error = problem
+            was_failing, self.failing = self.failing, True
+        if not was_failing:
+            log.error("image archive cannot write: %s", problem)
+        return False
+
     def save(self, name: str, image: np.ndarray) -> str | None:
         """Write ``image`` as ``name`` (relative, e.g. ``ab/<uuid>_raw.jpg``); None on failure.
 
@@ -84,16 +124,26 @@ class ImageArchive:
             data = buf.tobytes()
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            try:
+                with self.opener(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except OSError:
+                with contextlib.suppress(OSError):  # no half-written file left on a full disk
+                    tmp.unlink(missing_ok=True)
+                raise
         except (OSError, cv2.error) as exc:
             with self._lock:
                 self.write_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("archive write failed for %s: %s", name, exc)
+                was_failing, self.failing = self.failing, True
+            if not was_failing:
+                log.error("archive write failed for %s: %s", name, exc)
             return None
         with self._lock:
+            if self.failing:
+                log.warning("archive writes again after %d failure(s)", self.write_failures)
+            self.failing = False
             self._files.append((path, len(data)))
             self._used += len(data)
             self._enforce_quota()
@@ -126,4 +176,5 @@ class ImageArchive:
                 deleted=self.deleted,
                 write_failures=self.write_failures,
                 last_error=self.last_error,
+                failing=self.failing,
             )

@@ -26,6 +26,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctl",
     "export",
     "central",
+    "soak",
+    "dataset",
+    "train",
 )
 
 
@@ -77,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.handler(args))
     except ConfigError as err:
         print(f"qc-station: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        # Imported here: the model module pulls in OpenCV, which `--help` does not need.
+        from station.model import ModelError
+
+        if not isinstance(err, ModelError):
+            raise
+        print(f"qc-station: model refused: {err}", file=sys.stderr)
         return 2
     return 1
 

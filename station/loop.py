@@ -23,6 +23,7 @@ from station.camera.base import Frame
 from station.config import StationConfig
 from station.frames import FrameFeed
 from station.gpio import Light, StationIO
+from station.health import AlarmBoard, ClockMonitor
 from station.systemd import Notifier
 from vision.pipeline import InspectionContext, inspect_frame
 from vision.spec import PrototypeSpec
@@ -51,6 +52,7 @@ class LoopStats:
     inspected: int = 0
     errors: int = 0
     camera_misses: int = 0
+    consecutive_errors: int = 0
     last_verdict: str | None = None
 
     def percentile(self, q: float) -> float | None:
@@ -61,6 +63,10 @@ class LoopStats:
 
 #: How often the health thread looks at the camera and the ejector, seconds.
 WATCHDOG_PERIOD_S = 0.1
+
+#: Inspections raising in a row before it is a fault (red) rather than a warning: one
+#: bad frame is rejected and shown, a model session that keeps failing stops the line.
+INSPECTION_FAULT_AFTER = 3
 
 
 def calibration_age_days(created: str) -> float | None:
@@ -139,9 +145,13 @@ class Station:
         self._worker: threading.Thread | None = None
         self._watch: threading.Thread | None = None
         self.stats = LoopStats()
+        #: Faults seen while running (camera, inspection, record, archive, clock):
+        #: health, metrics and the stack light read this one board.
+        self.alarms = AlarmBoard()
+        self.clock_monitor = ClockMonitor(self.alarms)
         self.started_mono_s = time.monotonic()
         self.state = "starting"
-        self.last_overlay: np.ndarray | None = None
+        self._last_annotated: InspectionResult | None = None
         self.on_settled: list[Callable[[InFlight], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------
@@ -223,12 +233,24 @@ class Station:
         except Exception as exc:
             log.exception("inspection raised")
             msg = f"{type(exc).__name__}: {exc}"
+            self.stats.consecutive_errors += 1
+            failing = self.stats.consecutive_errors >= INSPECTION_FAULT_AFTER
+            self.alarms.raise_alarm("inspection", msg, "fault" if failing else "warning")
             result = InspectionResult(
                 verdict="error", defects=[Defect(code="error", message=msg)], message=msg
             )
-        if result.overlay is not None:
-            self.last_overlay = result.overlay
+        else:
+            self.stats.consecutive_errors = 0
+            self.alarms.clear("inspection")
+        if result.overlay is not None or result.draw_overlay is not None:
+            self._last_annotated = result
         return result
+
+    @property
+    def last_overlay(self) -> np.ndarray | None:
+        """The last annotated image, drawn on first request (off the inspection path)."""
+        result = self._last_annotated
+        return None if result is None else result.annotated()
 
     def _record_item(self, item: InFlight) -> None:
         """Called by the actuator under the mask's lock, before its pulse fires."""
@@ -259,6 +281,15 @@ class Station:
                 self.ctx = replace(self.ctx, spec=spec)
                 self.versions.spec = spec.label
             self.batch_id = batch_id
+
+    def _model_status(self) -> dict[str, Any]:
+        """The running classifier (name, version, sha256, failures) or ``none``."""
+        clf = self.ctx.classifier
+        if clf is None:
+            return {"name": "none", "version": self.versions.model, "state": "disabled"}
+        info = dict(clf.describe())
+        info["state"] = "failing" if info.get("last_error") else "ok"
+        return info
 
     def _recipe(self) -> tuple[InspectionContext, str, str | None]:
         with self._recipe_lock:
@@ -294,15 +325,21 @@ class Station:
 
     # -- health ----------------------------------------------------------------------
     def _watchdog(self) -> None:
-        """Stack light from health: red on a fault (ejector not confirming), amber while
-        the camera is stalled, green otherwise; the fault output follows both."""
+        """Stack light from health: red on a fault (ejector not confirming, or a fault
+        alarm: inspection raising, QC log or archive not writing), amber while the
+        camera is stalled, green otherwise; the fault output follows both."""
         stall_s = self.config.camera.stall_timeout_s
         while not self._stop.wait(WATCHDOG_PERIOD_S):
             self._check_confirmations()
+            self.clock_monitor.check()
             last = self.feed.last_frame_mono_s
             stalled = last is None and time.monotonic() - self.started_mono_s > stall_s
             stalled = stalled or (last is not None and time.monotonic() - last > stall_s)
-            if self.ejector_fault is not None:
+            if stalled and not self.alarms.is_active("camera"):
+                self.alarms.raise_alarm("camera", "no camera frame lately", "warning")
+            elif not stalled:
+                self.alarms.clear("camera")
+            if self.ejector_fault is not None or self.alarms.active("fault"):
                 new_state, light = "fault", Light.RED
             elif stalled:
                 new_state, light = "warning", Light.AMBER
@@ -331,12 +368,16 @@ class Station:
                 "version": self.versions.calibration,
                 "age_days": calibration_age_days(self.ctx.calibration.created),
             },
-            "model": {"version": self.versions.model},
+            "model": self._model_status(),
             "latency_ms": {
                 "p50": self.stats.percentile(50),
                 "p99": self.stats.percentile(99),
             },
             "inspected": self.stats.inspected,
+            "errors": self.stats.errors,
+            "camera_misses": self.stats.camera_misses,
+            "alarms": self.alarms.snapshot(),
+            "clock_jumps": self.clock_monitor.jumps,
             "late": self.actuator.late,
             "forced_rejects": self.actuator.forced,
             "record_failures": self.actuator.record_failures,

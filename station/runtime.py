@@ -29,6 +29,7 @@ from station.frames import FrameFeed
 from station.gpio import StationIO, make_pin_factory
 from station.health import cpu_temperature_c, disk_usage
 from station.loop import Station, Versions
+from station.model import Classifier, load_classifier
 from station.recipes import load_recipe
 from station.recording import Recorder
 from station.store import Batch, QCStore
@@ -104,6 +105,7 @@ class Runtime:
         """Station health plus the machine's: what ``/api/v1/status`` serves."""
         st = self.station.status()
         st["archive"] = asdict(self.archive.health())
+        st["recording"] = self.recorder.health()
         st["disk"] = disk_usage(self.data_dir)
         st["temperature_c"] = cpu_temperature_c()
         if self.publisher is not None:
@@ -141,6 +143,7 @@ class Runtime:
         if self.belt is not None:
             self.belt.stop_feeding()
         self.station.stop()
+        self.recorder.close()  # rows held while the log was busy get a last chance
         if self.belt is not None:
             self.belt.stop()
         if self.publisher is not None:
@@ -182,6 +185,7 @@ def build_runtime(
     # even while the camera and inspection threads run Python code: shorten the
     # interpreter's thread switch interval from its 5 ms default.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    classifier = _load_model(config)  # first: a refused model must not leave files open
     data_dir, tmp = resolve_data_dir(config)
     store = QCStore(data_dir / config.storage.db_filename)
     open_batch = store.current_batch()
@@ -198,7 +202,13 @@ def build_runtime(
                 "(run `qc-station calibrate` first)"
             )
         calibration = load_calibration(config.inspection.calibration_path)
-    ctx = InspectionContext.create(calibration, spec, annotate=config.inspection.annotate)
+    ctx = InspectionContext.create(
+        calibration,
+        spec,
+        annotate=config.inspection.annotate,
+        classifier=classifier,
+        defer_overlay=True,  # drawn for rejects, samples and the live view only
+    )
     if pin_factory is None:
         pin_factory = make_pin_factory(config.gpio.pin_factory)
     io = StationIO(config.gpio, pin_factory=pin_factory)
@@ -233,7 +243,11 @@ def build_runtime(
             fire=lambda t0: station_ref[0].trigger(t0),
         )
     feed = FrameFeed(reopening, on_frame=presence.feed if presence else None)
-    versions = Versions(spec=spec.label, calibration=calibration.version)
+    versions = Versions(
+        spec=spec.label,
+        calibration=calibration.version,
+        model=classifier.label if classifier is not None else "none",
+    )
     archive = ImageArchive(data_dir / "images", config.storage.archive_quota_mb)
     recorder = Recorder(config, store, archive, versions)
     station = Station(
@@ -249,6 +263,9 @@ def build_runtime(
     )
     station.set_recipe(None, open_batch.id if open_batch else None)
     station_ref.append(station)
+    recorder.alarms = station.alarms  # record/archive faults show with the station's
+    if belt_clock is not None:
+        recorder.clock = belt_clock  # deadlines are on the belt clock
     rt = Runtime(config, data_dir, store, station, io, archive, recorder, belt=belt, _tmp=tmp)
     attach_store(rt.events, store)
     # Always running, even with no sink: it measures the backlog and keeps its quota.
@@ -265,6 +282,20 @@ def build_runtime(
     if serve and config.api.enabled:
         _serve(rt)
     return rt
+
+
+def _load_model(config: StationConfig) -> Classifier | None:
+    """The configured defect classifier, or None when disabled.
+
+    A model the station refuses (missing, card or sha256 mismatch, wrong graph) stops
+    the start-up with :class:`ModelError` saying why: running without the model the
+    configuration names would pass holes and stains unseen.
+    """
+    mc = config.model
+    if not mc.enabled:
+        log.warning("defect classifier disabled (model.enabled = false): holes and stains unseen")
+        return None
+    return load_classifier(mc.path, mc.intra_op_threads, mc.thresholds or None)
 
 
 def _make_camera(config: StationConfig) -> CameraSource:

@@ -34,10 +34,19 @@ def assess(status: dict[str, Any]) -> list[dict[str, str]]:
     camera = status.get("camera")
     if isinstance(camera, dict) and camera.get("state") in CAMERA_FAULT_STATES:
         found.append(("camera", "fault"))
+    model = status.get("model")
+    if isinstance(model, dict) and model.get("state") == "failing":
+        found.append(("model", "fault"))  # every mask is rejected until it runs again
     gpio = status.get("gpio")
     if isinstance(gpio, dict) and gpio.get("fault"):
         found.append(("gpio", "fault"))
-    if _number(status.get("record_failures")) > 0:
+    alarms = status.get("alarms")
+    if isinstance(alarms, dict):  # the station's live alarms: a fault that cleared is gone
+        for code, alarm in alarms.items():
+            if isinstance(alarm, dict) and alarm.get("active"):
+                severity = "fault" if alarm.get("severity") == "fault" else "warning"
+                found.append((str(code), severity))
+    elif _number(status.get("record_failures")) > 0:
         found.append(("record", "fault"))
     disk = status.get("disk")
     if isinstance(disk, dict):
@@ -53,10 +62,14 @@ def assess(status: dict[str, Any]) -> list[dict[str, str]]:
         elif _number(temperature) >= TEMPERATURE_WARNING_C:
             found.append(("temperature", "warning"))
     archive = status.get("archive")
-    if isinstance(archive, dict) and archive.get("last_error"):
+    if isinstance(archive, dict) and archive.get("failing", archive.get("last_error")):
         found.append(("archive", "warning"))
-    found.sort(key=lambda item: item[1] != "fault")
-    return [{"code": code, "severity": severity} for code, severity in found]
+    worst: dict[str, str] = {}  # one entry per code, its most severe
+    for code, severity in found:
+        if worst.get(code) != "fault":
+            worst[code] = severity
+    ordered = sorted(worst.items(), key=lambda item: item[1] != "fault")
+    return [{"code": code, "severity": severity} for code, severity in ordered]
 
 
 def _number(value: Any) -> float:

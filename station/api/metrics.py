@@ -72,9 +72,11 @@ class QCCollector(Collector):
         faulted = GaugeMetricFamily("qc_station_faulted", "1 while any fault is reported.")
         faulted.add_metric([], 1.0 if any(f["severity"] == "fault" for f in faults) else 0.0)
         yield faulted
+        yield from _alarms(status.get("alarms"))
         camera = status.get("camera") if isinstance(status.get("camera"), dict) else {}
         disk = status.get("disk") if isinstance(status.get("disk"), dict) else {}
         archive = status.get("archive") if isinstance(status.get("archive"), dict) else {}
+        recording = status.get("recording") if isinstance(status.get("recording"), dict) else {}
         calibration = status.get("calibration")
         gauges: list[tuple[str, str, Any, float]] = [
             ("qc_camera_fps", "Frames per second from the camera.", camera.get("fps"), 1),
@@ -99,6 +101,18 @@ class QCCollector(Collector):
                 calibration.get("age_days") if isinstance(calibration, dict) else None,
                 1,
             ),
+            (
+                "qc_record_backlog_rows",
+                "Rows held in memory while the QC log could not be written.",
+                recording.get("backlog_rows"),
+                1,
+            ),
+            (
+                "qc_archive_failing",
+                "1 while the image archive cannot write (disk full, read-only).",
+                _flag(archive.get("failing")),
+                1,
+            ),
         ]
         for name, help_text, value, scale in gauges:
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -113,15 +127,83 @@ class QCCollector(Collector):
                 status.get("record_failures"),
             ),
             (
+                "qc_model_failures",
+                "Classifier runs that raised (each mask rejected as 'model').",
+                status.get("model", {}).get("failures")
+                if isinstance(status.get("model"), dict)
+                else None,
+            ),
+            (
                 "qc_archive_write_failures",
                 "Images the archive failed to write.",
                 archive.get("write_failures"),
+            ),
+            (
+                "qc_inspection_errors",
+                "Inspections that raised or had no usable frame (rejected as error).",
+                status.get("errors"),
+            ),
+            (
+                "qc_camera_misses",
+                "Masks with no fresh camera frame in time (rejected as camera).",
+                status.get("camera_misses"),
+            ),
+            (
+                "qc_forced_rejects",
+                "Masks still being recorded at their deadline (rejected).",
+                status.get("forced_rejects"),
+            ),
+            (
+                "qc_clock_jumps",
+                "Wall-clock steps seen against the monotonic clock.",
+                status.get("clock_jumps"),
+            ),
+            (
+                "qc_records_written_late",
+                "Rows written after their pulse because the QC log was busy.",
+                recording.get("written_late"),
+            ),
+            ("qc_records_lost", "Rows the QC log never took.", recording.get("lost")),
+            (
+                "qc_archive_rejects",
+                "Masks rejected because the image archive could not write.",
+                recording.get("archive_rejects"),
             ),
         ):
             if isinstance(value, int | float) and not isinstance(value, bool):
                 counter = CounterMetricFamily(name, help_text)
                 counter.add_metric([], float(value))
                 yield counter
+
+
+def _flag(value: Any) -> float | None:
+    return None if value is None else float(bool(value))
+
+
+def _alarms(alarms: Any) -> Iterator[Metric]:
+    """One series per alarm the station has seen: active now, times raised, events."""
+    if not isinstance(alarms, dict):
+        return
+    active = GaugeMetricFamily(
+        "qc_alarm_active",
+        "1 while the alarm is active (camera, inspection, record, archive, clock).",
+        labels=["code", "severity"],
+    )
+    raised = CounterMetricFamily(
+        "qc_alarm_raised", "Times each alarm became active.", labels=["code"]
+    )
+    events = CounterMetricFamily(
+        "qc_alarm_events", "Occurrences reported for each alarm.", labels=["code"]
+    )
+    for code, alarm in sorted(alarms.items()):
+        if not isinstance(alarm, dict):
+            continue
+        active.add_metric([str(code), str(alarm.get("severity"))], _flag(alarm.get("active")))
+        raised.add_metric([str(code)], float(alarm.get("raised", 0)))
+        events.add_metric([str(code)], float(alarm.get("events", 0)))
+    yield active
+    yield raised
+    yield events
 
 
 class Metrics:

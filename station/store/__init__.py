@@ -3,7 +3,7 @@
 Import from here: ``from station.store import QCStore, InspectionRecord``.
 """
 
-from .errors import BatchError, SchemaTooNewError, StoreError
+from .errors import BatchError, SchemaTooNewError, StoreBusyError, StoreError
 from .labelstore import Label
 from .qcstore import MAX_PAGE_LIMIT, QCStore, RecordListener
 from .queries import InspectionPage
@@ -24,6 +24,7 @@ __all__ = [
     "QCStore",
     "RecordListener",
     "SchemaTooNewError",
+    "StoreBusyError",
     "StoreError",
     "Timestamp",
     "to_utc_iso",

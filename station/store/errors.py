@@ -16,3 +16,7 @@ class SchemaTooNewError(StoreError):
 
 class BatchError(StoreError):
     """A batch operation conflicts with the batches already in the log."""
+
+
+class StoreBusyError(StoreError):
+    """Another connection held the QC log's write lock longer than the caller could wait."""

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .analytics import AnalyticsMixin, read_counts
-from .errors import BatchError, StoreError
+from .errors import BatchError, StoreBusyError, StoreError
 from .labelstore import LabelsMixin
 from .queries import InspectionPage, build_filters, parse_cursor
 from .records import (
@@ -144,12 +145,29 @@ class QCStore(AnalyticsMixin, LabelsMixin):
             conn.execute("COMMIT")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on the single writer; commit returns once durable."""
-        with self._write_lock:
+    def _write(self, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the single writer; commit returns once durable.
+
+        ``timeout_s`` bounds the wait for the writer and for another connection's
+        lock (instead of the connection's busy timeout): the inspection loop must
+        give up in time to fire its pulse. Giving up raises :class:`StoreBusyError`.
+        """
+        started_s = time.monotonic()
+        if not self._write_lock.acquire(timeout=-1 if timeout_s is None else max(0.0, timeout_s)):
+            raise StoreBusyError(f"QC log {self.path}: writer busy for {timeout_s:.3f} s")
+        try:
             self._check_open()
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            if timeout_s is not None:
+                left_ms = max(0, int((timeout_s - (time.monotonic() - started_s)) * 1000))
+                conn.execute(f"PRAGMA busy_timeout = {left_ms:d}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreBusyError(f"QC log {self.path}: {exc}") from exc
+            finally:
+                if timeout_s is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -157,6 +175,8 @@ class QCStore(AnalyticsMixin, LabelsMixin):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        finally:
+            self._write_lock.release()
 
     def close_readers(self) -> None:
         """Close every reader connection; threads transparently reopen on next read.
@@ -185,15 +205,16 @@ class QCStore(AnalyticsMixin, LabelsMixin):
         self.close()
 
     # -- inspections ---------------------------------------------------------------------
-    def record(self, rec: InspectionRecord) -> int:
+    def record(self, rec: InspectionRecord, *, timeout_s: float | None = None) -> int:
         """Append one inspection and its defect codes in one durable transaction.
 
         Returns the row's ``seq``. Record listeners run after the commit, on this
         thread; one that raises is logged and never undoes or fails the write.
+        ``timeout_s`` bounds the wait for a busy log (:class:`StoreBusyError`).
         """
         row = rec.to_row()
         codes = [(rec.id, code) for code in rec.defect_codes]
-        with self._write() as conn:
+        with self._write(timeout_s) as conn:
             cur = conn.execute(_INSERT_INSPECTION, row)
             seq = int(cur.lastrowid or 0)
             conn.executemany(
@@ -312,6 +333,11 @@ class QCStore(AnalyticsMixin, LabelsMixin):
                         f"batch {current['id']!r} is still open: close it first "
                         "or pass close_previous=True"
                     )
+                if started is None and started_utc < current["started_utc"]:
+                    # "now" before the open batch began: the wall clock stepped back
+                    # (NTP on a Pi without RTC). Keep batches in order, not the step.
+                    log.warning("wall clock before the open batch's start: clamped")
+                    started_utc = current["started_utc"]
                 if started_utc < current["started_utc"]:
                     raise BatchError(
                         f"new batch starts at {started_utc}, before the open batch "
@@ -344,6 +370,9 @@ class QCStore(AnalyticsMixin, LabelsMixin):
                     raise BatchError(f"unknown batch {batch_id!r}")
                 if row["closed_utc"] is not None:
                     raise BatchError(f"batch {batch_id!r} was already closed {row['closed_utc']}")
+            if closed is None and closed_utc < row["started_utc"]:
+                log.warning("wall clock before the batch's start: close clamped")
+                closed_utc = row["started_utc"]
             if closed_utc < row["started_utc"]:
                 raise BatchError(
                     f"cannot close batch {row['id']!r} at {closed_utc}, "

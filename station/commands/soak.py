@@ -1,0 +1,358 @@
+"""``qc-station soak``: the whole station on the simulated belt for a simulated hour.
+
+Leaks grow with work done — masks inspected, frames rendered, rows written, rows
+exported, API requests — not with seconds on the wall clock. So a simulated hour is
+the work of one hour of the default line (``simulator.belt_speed_mm_s`` 150 mm/s,
+masks every 300 mm: 1,800 masks), run ``--scale`` times faster: the belt moves
+``scale`` × faster and the simulated camera takes ``scale`` × more frames a second,
+so each mask is seen as on the nominal line. Everything else is the real station
+(``build_runtime``: SQLite WAL, image archive, MockFactory pins, outbox exported to
+a JSONL file sink, the API polled like the supervisor page does).
+
+Sampled over time: resident memory (``/proc/self/status``), open file descriptors
+(``/proc/self/fd``), threads, the outbox backlog. The verdict is the slope of a line
+fitted over the second half of the run (after warm-up): MiB of RSS and descriptors
+per simulated hour, which must be ≈ 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from station.config import load_config
+
+#: The default line, whose hour the soak simulates.
+NOMINAL_BELT_SPEED_MM_S = 150.0
+NOMINAL_SPACING_MM = 300.0
+NOMINAL_FRAME_RATE_FPS = 5.0
+#: The simulated camera's fastest rate (the config's limit).
+MAX_FRAME_RATE_FPS = 60.0
+#: Distinct masks rendered, then fed in turn: a fresh sprite costs ~0.5 s of CPU, which
+#: would cap the belt's speed; the station still inspects every frame (0: all fresh).
+DEFAULT_SPRITE_POOL = 8
+#: Longest the run may take per mask before it is called stuck, wall seconds.
+STUCK_S_PER_MASK = 20.0
+#: Time allowed at the end for the last pulses and the outbox to drain, seconds.
+DRAIN_S = 10.0
+_KIB = 1024
+#: Descriptors that may come and go between two samples (an API connection, a JPEG).
+FD_SLACK = 4
+
+
+@dataclass
+class SoakSample:
+    """One look at the process while the belt runs."""
+
+    wall_s: float
+    sim_s: float
+    masks: int
+    rss_mib: float
+    fds: int
+    threads: int
+    outbox_rows: int
+    outbox_pending: int
+    in_flight: int
+    record_backlog: int
+
+
+@dataclass
+class SoakReport:
+    """What a soak measured; slopes are per simulated hour, over the run's second half."""
+
+    sim_minutes: float
+    scale: float
+    masks_fed: int
+    masks: int
+    frames: int
+    wall_s: float
+    verdicts: dict[str, int]
+    late: int
+    record_failures: int
+    api_requests: int
+    api_failures: int
+    rss_start_mib: float
+    rss_end_mib: float
+    rss_max_mib: float
+    rss_slope_mib_per_sim_h: float
+    fds_start: int
+    fds_end: int
+    fds_max: int
+    fd_slope_per_sim_h: float
+    threads_start: int
+    threads_end: int
+    outbox_max_rows: int
+    outbox_end_rows: int
+    outbox_end_pending: int
+    exported_lines: int
+    samples: list[SoakSample] = field(default_factory=list)
+
+
+def leaks(report: SoakReport) -> list[str]:
+    """What the run shows leaking (empty: none). RSS is reported, not judged here:
+    its slope needs the long run, and the figure goes to docs/PERFORMANCE.md."""
+    found = []
+    if report.fds_end > report.fds_start + FD_SLACK:
+        found.append(f"file descriptors {report.fds_start} -> {report.fds_end}")
+    if report.threads_end != report.threads_start:
+        found.append(f"threads {report.threads_start} -> {report.threads_end}")
+    if report.outbox_end_rows or report.outbox_end_pending:
+        found.append(f"outbox not drained: {report.outbox_end_rows} rows left")
+    if report.exported_lines != report.masks:
+        found.append(f"{report.exported_lines} records exported for {report.masks} masks")
+    return found
+
+
+def rss_mib() -> float:
+    """Resident set size of this process, MiB (Linux ``/proc``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / _KIB
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def open_fds() -> int:
+    """Open file descriptors of this process (Linux ``/proc``)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def second_half_slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs``, fitted on the second half of ``xs``."""
+    if len(xs) < 4:
+        return float("nan")
+    half = xs[-1] / 2 if xs[0] < xs[-1] / 2 else xs[len(xs) // 2]
+    keep = [(x, y) for x, y in zip(xs, ys, strict=True) if x >= half]
+    if len(keep) < 3:
+        keep = list(zip(xs, ys, strict=True))[len(xs) // 2 :]
+    x, y = np.array(keep, dtype=float).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def soak_overrides(
+    data_dir: Path, masks: int, scale: float, seed: int, serve: bool, sprite_pool: int
+) -> dict[str, Any]:
+    """Station configuration for a soak: the demo's, sped up ``scale`` times."""
+    return {
+        "storage": {"data_dir": str(data_dir)},
+        "simulator": {
+            "seed": seed,
+            "max_masks": masks,
+            "belt_speed_mm_s": NOMINAL_BELT_SPEED_MM_S * scale,
+            "mask_spacing_mm": NOMINAL_SPACING_MM,
+            "frame_rate_fps": min(MAX_FRAME_RATE_FPS, NOMINAL_FRAME_RATE_FPS * scale),
+            "sprite_pool": sprite_pool,
+        },
+        "export": {
+            "sinks": [{"type": "file", "name": "soak", "path": str(data_dir / "out.jsonl")}]
+        },
+        "api": {"enabled": serve, "host": "127.0.0.1", "port": _free_port()},
+    }
+
+
+def run_soak(
+    sim_minutes: float,
+    data_dir: Path,
+    *,
+    scale: float = 4.0,
+    sample_s: float = 5.0,
+    seed: int = 0,
+    poll_api: bool = True,
+    sprite_pool: int = DEFAULT_SPRITE_POOL,
+    progress: Callable[[SoakSample], None] | None = None,
+) -> SoakReport:
+    """Run the station until a simulated ``sim_minutes`` of masks went through it."""
+    from station.runtime import build_runtime
+    from station.simulator import SimulatedLine, line_timing_ms
+    from station.store.outbox import Outbox
+
+    masks = max(1, round(sim_minutes * 60 * NOMINAL_BELT_SPEED_MM_S / NOMINAL_SPACING_MM))
+    overrides = soak_overrides(data_dir, masks, scale, seed, poll_api, sprite_pool)
+    cfg = load_config(overrides=overrides)
+    cfg = load_config(overrides={**overrides, "line": line_timing_ms(cfg)})
+    belt = SimulatedLine(cfg)
+    threads_start = threading.active_count()
+    rt = build_runtime(
+        cfg,
+        calibration=belt.calibration,
+        source=belt.camera,
+        pin_factory=belt.pin_factory,
+        belt=belt,
+        serve=poll_api,
+    )
+    fired = [0]
+    rt.station.actuator.on_fired.append(lambda _item: fired.__setitem__(0, fired[0] + 1))
+    outbox = Outbox(rt.store)
+    api = _ApiPoller(rt.url) if poll_api and rt.url else None
+    samples: list[SoakSample] = []
+    started = time.monotonic()
+
+    def sample() -> SoakSample:
+        s = SoakSample(
+            wall_s=round(time.monotonic() - started, 2),
+            sim_s=round(fired[0] * NOMINAL_SPACING_MM / NOMINAL_BELT_SPEED_MM_S, 1),
+            masks=fired[0],
+            rss_mib=round(rss_mib(), 1),
+            fds=open_fds(),
+            threads=threading.active_count(),
+            outbox_rows=outbox.stats().count,
+            outbox_pending=outbox.pending_count("soak"),
+            in_flight=len(rt.station.actuator.in_flight),
+            record_backlog=rt.recorder.backlog_rows(),
+        )
+        samples.append(s)
+        if progress is not None:
+            progress(s)
+        return s
+
+    try:
+        deadline = started + masks * STUCK_S_PER_MASK
+        next_sample = started
+        while fired[0] < masks:
+            # Two masks under the photo-eye at once make one edge: the belt may finish
+            # with fewer triggers than masks fed.
+            if belt.finished() and not rt.station.actuator.in_flight:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"soak stuck: {fired[0]} of {masks} masks after {deadline} s")
+            if api is not None:
+                api.poll()
+            if time.monotonic() >= next_sample:
+                sample()
+                next_sample += sample_s
+            time.sleep(min(0.5, sample_s))
+        drain_end = time.monotonic() + DRAIN_S
+        while time.monotonic() < drain_end and outbox.pending_count("soak"):
+            time.sleep(0.2)
+        last = sample()
+        counts = rt.store.counts()
+        frames = rt.station.feed.frames_read
+        status = rt.status()
+    finally:
+        rt.close(keep_store=True)
+    exported = sum(1 for _ in (data_dir / "out.jsonl").open(encoding="utf-8"))
+    rt.store.close()
+    xs = [s.sim_s / 3600 for s in samples]
+    return SoakReport(
+        sim_minutes=sim_minutes,
+        scale=scale,
+        masks_fed=belt.fed,
+        masks=fired[0],
+        frames=frames,
+        wall_s=round(time.monotonic() - started, 1),
+        verdicts={k: counts[k] for k in ("total", "accepted", "rejected", "errors", "no_mask")},
+        late=int(status["late"]),
+        record_failures=int(status["record_failures"]),
+        api_requests=api.requests if api else 0,
+        api_failures=api.failures if api else 0,
+        rss_start_mib=samples[0].rss_mib,
+        rss_end_mib=last.rss_mib,
+        rss_max_mib=max(s.rss_mib for s in samples),
+        rss_slope_mib_per_sim_h=round(second_half_slope(xs, [s.rss_mib for s in samples]), 2),
+        fds_start=samples[0].fds,
+        fds_end=last.fds,
+        fds_max=max(s.fds for s in samples),
+        fd_slope_per_sim_h=round(second_half_slope(xs, [float(s.fds) for s in samples]), 2),
+        threads_start=threads_start,
+        threads_end=threading.active_count(),
+        outbox_max_rows=max(s.outbox_rows for s in samples),
+        outbox_end_rows=last.outbox_rows,
+        outbox_end_pending=last.outbox_pending,
+        exported_lines=exported,
+        samples=samples,
+    )
+
+
+class _ApiPoller:
+    """What an open supervisor page asks for, about once a second."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=url, timeout=5.0)
+        self.requests = 0
+        self.failures = 0
+        self._next = 0.0
+
+    def poll(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + 1.0
+        for path in ("/api/v1/status", "/api/v1/counts", "/metrics", "/api/v1/inspections"):
+            self.requests += 1
+            try:
+                if self.client.get(path).status_code != 200:
+                    self.failures += 1
+            except Exception:  # noqa: BLE001 - a failed request is counted, the soak goes on
+                self.failures += 1
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Declare ``qc-station soak`` on the CLI's sub-parsers (sets ``handler``)."""
+    p = sub.add_parser(
+        "soak", help="run the station on the simulated belt for a simulated hour; watch for leaks"
+    )
+    p.add_argument("--sim-minutes", type=float, default=60.0, help="simulated minutes of belt")
+    p.add_argument("--scale", type=float, default=4.0, help="belt and camera speed-up")
+    p.add_argument("--sample-s", type=float, default=5.0, help="wall seconds between samples")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed")
+    p.add_argument(
+        "--sprite-pool",
+        type=int,
+        default=DEFAULT_SPRITE_POOL,
+        help="distinct masks rendered then reused (0: a fresh one per mask)",
+    )
+    p.add_argument("--data-dir", type=Path, help="QC log and images (default: a temp dir)")
+    p.add_argument("--no-api", action="store_true", help="do not serve and poll the API")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(handler=cmd_soak)
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    import tempfile
+
+    def show(s: SoakSample) -> None:
+        print(
+            f"{s.wall_s:7.0f} s wall  {s.sim_s / 60:6.1f} sim min  {s.masks:5d} masks  "
+            f"RSS {s.rss_mib:7.1f} MiB  fds {s.fds:4d}  threads {s.threads:3d}  "
+            f"outbox {s.outbox_rows:4d} ({s.outbox_pending} pending)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with tempfile.TemporaryDirectory(prefix="qc-soak-") as tmp:
+        report = run_soak(
+            args.sim_minutes,
+            args.data_dir or Path(tmp),
+            scale=args.scale,
+            sample_s=args.sample_s,
+            seed=args.seed,
+            poll_api=not args.no_api,
+            sprite_pool=args.sprite_pool,
+            progress=show,
+        )
+    if args.json:
+        print(json.dumps(asdict(report)))
+    else:
+        summary = {k: v for k, v in asdict(report).items() if k != "samples"}
+        for key, value in summary.items():
+            print(f"{key:28s} {value}")
+    found = leaks(report)
+    print("leaks: " + ("; ".join(found) if found else "none"), file=sys.stderr)
+    return 1 if found else 0
