@@ -48,7 +48,11 @@ class CameraConfig(Section):
         if self.source == "folder":
             if self.folder is None:
                 raise ValueError("folder: required when source = 'folder'")
-            if not self.folder.is_dir():
+            try:
+                is_dir = self.folder.is_dir()
+            except OSError as err:  # e.g. a name too long for the file system
+                raise ValueError(f"folder: unusable path: {err.strerror}") from None
+            if not is_dir:
                 raise ValueError(f"folder: {self.folder} is not a directory")
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s: must be at least backoff_initial_s")

@@ -26,6 +26,10 @@ class InspectionConfig(Section):
     @field_validator("spec_path", "calibration_path")
     @classmethod
     def _exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
+        try:
+            found = value is None or value.is_file()
+        except OSError as err:  # e.g. a name too long for the file system
+            raise ValueError(f"unusable path: {err.strerror}") from None
+        if not found:
             raise ValueError(f"file not found: {value}")
         return value

@@ -66,6 +66,8 @@ def list_inspections(
             until=window.until,
             batch=batch,
         )
+    except OverflowError as exc:  # 19 digits may exceed SQLite's 64-bit INTEGER
+        raise HTTPException(status_code=400, detail=f"cursor out of range: {cursor}") from exc
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
     return {"items": [public(r) for r in page.items], "next_cursor": page.next_cursor}
