@@ -36,7 +36,9 @@ def test_shipped_example_is_valid_apart_from_its_calibration(tmp_path: Path) -> 
     text = text.replace(
         'spec_path = "prototypes/', f'spec_path = "{FIRMWARE_CONFIG_DIR}/prototypes/'
     )
+    text = text.replace('path = "../models/', f'path = "{FIRMWARE_CONFIG_DIR.parent}/models/')
     cfg = load_config(write(tmp_path, text))
+    assert cfg.model.path.is_file()
     assert cfg.camera.source == "picamera2"
     assert cfg.gpio.reject_pin == 23
 

@@ -146,6 +146,11 @@ def test_bad_threshold_in_config_names_the_key() -> None:
         load_config(overrides={"model": {"thresholds": {"holes": 0.5}}})
     with pytest.raises(ConfigError, match="probability"):
         load_config(overrides={"model": {"thresholds": {"hole": 1.5}}})
+    with pytest.raises(ConfigError, match=r"model.*file not found"):
+        load_config(overrides={"model": {"path": "/nonexistent/m.onnx"}})
+    assert not load_config(
+        overrides={"model": {"path": "/none.onnx", "enabled": False}}
+    ).model.enabled
 
 
 def test_inspect_cli_reports_classifier_defects(tmp_path: Path, renderer: Renderer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from station.config.base import Section
 from station.paths import DEFAULT_MODEL_PATH
@@ -44,3 +44,9 @@ class ModelConfig(Section):
             if code != "anomaly" and not 0 < limit < 1:
                 raise ValueError(f"{code} threshold must be a probability in (0, 1), got {limit}")
         return value
+
+    @model_validator(mode="after")
+    def _model_file_exists(self) -> ModelConfig:
+        if self.enabled and not self.path.is_file():
+            raise ValueError(f"path: file not found: {self.path} (or set enabled = false)")
+        return self
