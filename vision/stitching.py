@@ -13,7 +13,7 @@ rotation. Nothing depends on the thread's colour, only on a thin periodic line.
 - **Seam row**: where that response is strongest, per 10 mm chunk; a robust straight
   line through the chunks gives the row along the whole side (a seam wanders
   slowly; a chunk that jumps is a print line or a bar tack). The offset is the
-  chunks' distance from the fitted edge.
+  chunks' distance from the fitted edge (:mod:`vision.seam_row`).
 - **Stitch length**: along the seam row, the colour distance to the thread is ~0 on
   each stitch whatever the print beneath and jumps at every needle hole, a signal
   with the stitch period and its harmonics; see
@@ -36,18 +36,15 @@ import numpy as np
 from vision.edges import SIDES, BodyFrame
 from vision.rectify import Rectified
 from vision.seam_band import (
-    extract_band,
     grouped_median_u8,
     side_length,
-    thin_line,
 )
+from vision.seam_row import Perimeter, fallback_line, locate_rows, mm_to_px, perimeter
 from vision.spec import SeamSpec
 from vision.stitch_signal import (
     PulseParams,
     StitchPulses,
     bare_runs,
-    line_fit,
-    peaks_2d,
     pick_period,
     spectrum,
     thread_presence,
@@ -144,127 +141,6 @@ class SeamSide:
     thread_share: float = 0.0
 
 
-def _px(mm: float, s: float) -> int:
-    return max(round(mm / s), 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Perimeter:
-    """The four sides' bands side by side: one array, processed in one go."""
-
-    image: np.ndarray  # (rows, cols, 3) uint8
-    line: np.ndarray  # (rows, cols) thin-line response
-    edge_row: np.ndarray  # (cols,)
-    t_mm: np.ndarray  # (cols,)
-    start: tuple[int, ...]  # first column of each side
-    stop: tuple[int, ...]
-
-
-def _perimeter(rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamParams) -> _Perimeter:
-    s = rect.mm_per_px
-    ref = _px(params.reference_mm, s)
-    d0 = params.band_start_mm - ref * s
-    d1 = seam.offset_mm.hi + params.band_extra_mm + ref * s
-    bands = [extract_band(rect, body, side, d0, d1) for side in SIDES]
-    rows = max(b.image.shape[0] for b in bands)
-    images = [
-        b.image
-        if b.image.shape[0] == rows
-        else cv2.copyMakeBorder(b.image, 0, rows - b.image.shape[0], 0, 0, cv2.BORDER_REPLICATE)
-        for b in bands
-    ]
-    image = np.concatenate(images, axis=1)
-    widths = np.cumsum([0] + [b.image.shape[1] for b in bands])
-    return _Perimeter(
-        image,
-        thin_line(image, ref),
-        np.concatenate([b.edge_row for b in bands]),
-        np.concatenate([b.t_mm for b in bands]),
-        tuple(int(v) for v in widths[:-1]),
-        tuple(int(v) for v in widths[1:]),
-    )
-
-
-def _locate(
-    per: _Perimeter, s: float, seam: SeamSpec, params: SeamParams
-) -> list[tuple[np.ndarray, float, float] | None]:
-    """Per side: chunk offsets (t, d) and the seam's line d = a + b·t; None: no seam."""
-    ref = _px(params.reference_mm, s)
-    nominal = seam.offset_mm.nominal
-    cw = _px(params.chunk_mm, s)
-    first = int(np.floor(per.edge_row.min() + params.band_start_mm / s))
-    last = int(np.ceil(per.edge_row.max() + (seam.offset_mm.hi + params.band_extra_mm) / s))
-    first, last = max(first, ref), min(last, per.line.shape[0] - ref)
-    starts, owner = [], []
-    for i, (a, b) in enumerate(zip(per.start, per.stop, strict=True)):
-        t = per.t_mm[a:b]
-        j0 = a + int(np.searchsorted(t, nominal + params.end_margin_mm))
-        j1 = a + int(np.searchsorted(t, t[-1] - nominal - params.end_margin_mm))
-        n = max((j1 - j0) // cw, 0)
-        starts += [j0 + k * cw for k in range(n)]
-        owner += [i] * n
-    if not starts:
-        return [None] * len(SIDES)
-    st_idx = np.asarray(starts)
-    # Chunk means of every row from one integral image (exact in int32): a tenth of
-    # the time of a float cumulative sum along the rows.
-    integral = cv2.integral(np.ascontiguousarray(per.line[first:last]), sdepth=cv2.CV_32S)
-    cum_rows = integral[:, st_idx + cw] - integral[:, st_idx]
-    chunks = (cum_rows[1:] - cum_rows[:-1]).astype(np.float32) / np.float32(cw)
-    rows, snr = peaks_2d(chunks)
-    centre = st_idx + cw / 2
-    cols = np.arange(per.line.shape[1])
-    edge = np.interp(centre, cols, per.edge_row)
-    offs_all = np.stack([np.interp(centre, cols, per.t_mm), (first + rows - edge) * s], 1)
-    good = snr >= params.min_chunk_snr
-    owner_arr = np.asarray(owner)
-    out: list[tuple[np.ndarray, float, float] | None] = []
-    for i in range(len(SIDES)):
-        n_side = int((owner_arr == i).sum())
-        offs = offs_all[(owner_arr == i) & good]
-        if len(offs) < 3:
-            out.append(None)
-            continue
-        slope, icpt = 0.0, float(np.median(offs[:, 1]))
-        keep = np.ones(len(offs), bool)
-        for _ in range(3):
-            keep = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_row_residual_mm
-            if keep.sum() < 3:
-                break
-            icpt, slope = line_fit(offs[keep, 0], offs[keep, 1])
-        if keep.sum() < max(3, params.min_chunk_share * n_side):
-            out.append(None)
-            continue
-        near = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_chunk_deviation_mm
-        out.append((offs[near], icpt, slope))
-    return out
-
-
-def _fallback_line(
-    per: _Perimeter, i: int, s: float, seam: SeamSpec, params: SeamParams
-) -> tuple[np.ndarray, float, float] | None:
-    """The row of the spec's offset band with the strongest thin-line response over
-    side ``i`` (the chunk search found no seam row there): its chunks (t, d) and the
-    line d = a + 0·t. None when the band is outside the image."""
-    a, b = per.start[i], per.stop[i]
-    t = per.t_mm[a:b]
-    nominal = seam.offset_mm.nominal
-    j0 = a + int(np.searchsorted(t, nominal + params.end_margin_mm))
-    j1 = a + int(np.searchsorted(t, t[-1] - nominal - params.end_margin_mm))
-    if j1 - j0 < 8:
-        return None
-    cols = np.arange(j0, j1)
-    d = np.arange(seam.offset_mm.lo, seam.offset_mm.hi + s / 2, s, dtype=np.float32)
-    rows = np.round(per.edge_row[cols][None, :] + d[:, None] / s).astype(np.intp)
-    if rows.min() < 0 or rows.max() >= per.line.shape[0]:
-        return None
-    response = per.line[rows, cols[None, :]].astype(np.float32).mean(axis=1)
-    best = float(d[int(np.argmax(response))])
-    step = _px(params.chunk_mm, s)
-    tc = per.t_mm[cols[step // 2 :: step]]
-    return np.stack([tc, np.full_like(tc, best)], 1), best, 0.0
-
-
 def analyse_seams(
     rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamParams
 ) -> dict[str, SeamSide]:
@@ -275,12 +151,12 @@ def analyse_seams(
     whole perimeter instead of a few dozen per side.
     """
     s = rect.mm_per_px
-    per = _perimeter(rect, body, seam, params)
-    found = _locate(per, s, seam, params)
+    per = perimeter(rect, body, seam, params)
+    found = locate_rows(per, s, seam, params)
     fallback = [False] * len(SIDES)
     for i in range(len(SIDES)):
         if found[i] is None:
-            found[i] = _fallback_line(per, i, s, seam, params)
+            found[i] = fallback_line(per, i, s, seam, params)
             fallback[i] = found[i] is not None
     nominal = seam.offset_mm.nominal
     offset = {
@@ -373,7 +249,7 @@ def analyse_seams(
 
 
 def _measure_all(
-    per: _Perimeter,
+    per: Perimeter,
     cols: np.ndarray,
     rows: np.ndarray,
     side_of: np.ndarray,
@@ -388,7 +264,7 @@ def _measure_all(
     # Stitch signal: colour distance to the thread along the thread's rows (each row
     # and side has its own thread colour: the median of that row).
     half = round(params.thread_halfwidth_mm / s)
-    ref = _px(params.reference_mm, s)
+    ref = mm_to_px(params.reference_mm, s)
     # Rows across the thread, then the cloth rows beside it (same treatment): a print
     # with its own period shows in both, the needle holes only in the first.
     offsets = np.concatenate([np.arange(-half, half + 1), [-ref, ref]])
@@ -412,8 +288,8 @@ def _measure_all(
 
     out = {}
     nominal = seam.stitch_length_mm.nominal / s
-    window = _px(params.presence_window_mm, s) | 1
-    hp = _px(params.highpass_mm, s) | 1
+    window = mm_to_px(params.presence_window_mm, s) | 1
+    hp = mm_to_px(params.highpass_mm, s) | 1
     sides = [int(i) for i in np.unique(side_of)]
     spectra: dict[int, tuple[np.ndarray, float, float]] = {}
     for i in sides:
@@ -474,7 +350,7 @@ def _measure_all(
         gaps: list[tuple[float, float]] = []
         max_gap = 0.0
         pulses: list[StitchPulses | None] = []
-        for a, c in bare_runs(low | ~seen, _px(params.min_stitched_run_mm, s)):
+        for a, c in bare_runs(low | ~seen, mm_to_px(params.min_stitched_run_mm, s)):
             if bare[a:c].sum() < params.min_bare_share * (c - a):
                 continue
             g0, g1 = float(t[a]), float(t[min(c, len(t) - 1)])
