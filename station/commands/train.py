@@ -1,7 +1,7 @@
 """``qc-station train`` and ``qc-station eval-classifier``: the defect classifier's life cycle.
 
     qc-station dataset --out data/cls --n 3000 --jobs 2              # rendered training set
-    qc-station train --data data/cls --out models/tilenet.onnx       # ≈ 10 min on 2 cores
+    qc-station train --data data/cls --out models/tilenet.onnx       # ≈ 12 min on 2 cores
     qc-station dataset --out data/cls-test --n 900 --seed 90001 --split test
     qc-station eval-classifier --model models/tilenet.onnx --set data/cls-test
 
