@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def cmd_soak(args: argparse.Namespace) -> int:
     import tempfile
 
+    from station.commands.run import tune_allocator
+
+    tune_allocator()  # as `demo` and `run` do: the soak measures the station as deployed
+
     def show(s: SoakSample) -> None:
         print(
             f"{s.wall_s:7.0f} s wall  {s.sim_s / 60:6.1f} sim min  {s.masks:5d} masks  "
@@ -336,7 +341,9 @@ def cmd_soak(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    with tempfile.TemporaryDirectory(prefix="qc-soak-") as tmp:
+    # The station's own messages (the generated supervisor token) go to stderr:
+    # stdout carries the report alone, so `--json` output parses.
+    with tempfile.TemporaryDirectory(prefix="qc-soak-") as tmp, redirect_stdout(sys.stderr):
         report = run_soak(
             args.sim_minutes,
             args.data_dir or Path(tmp),
