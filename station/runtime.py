@@ -13,7 +13,7 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -37,6 +37,9 @@ from station.trigger import PresenceParams, PresenceTrigger
 from vision.calibration import Calibration
 from vision.pipeline import InspectionContext
 from vision.spec import PrototypeSpec
+
+if TYPE_CHECKING:
+    from station.simulator import SimulatedLine
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +285,20 @@ def build_runtime(
     if serve and config.api.enabled:
         _serve(rt)
     return rt
+
+
+def build_simulated_runtime(
+    config: StationConfig, line: SimulatedLine, *, serve: bool = True
+) -> Runtime:
+    """The station on a simulated line: its camera, pins, exact calibration and belt."""
+    return build_runtime(
+        config,
+        calibration=line.calibration,
+        source=line.camera,
+        pin_factory=line.pin_factory,
+        belt=line,
+        serve=serve,
+    )
 
 
 def _load_model(config: StationConfig) -> Classifier | None:

@@ -23,7 +23,7 @@ from helpers.line_faults import BrokenDisk, wait_until
 
 from station.actuator import InFlight
 from station.config import load_config
-from station.runtime import Runtime, build_runtime
+from station.runtime import Runtime, build_simulated_runtime
 from station.simulator import SimulatedLine, line_timing_ms
 from vision.pipeline import InspectionContext
 from vision.types import InspectionResult
@@ -97,14 +97,7 @@ def test_no_mask_triggered_during_a_fault_is_accepted(tmp_path: Path) -> None:
     cfg = load_config(overrides=overrides)
     cfg = load_config(overrides={**overrides, "line": line_timing_ms(cfg)})
     belt = SimulatedLine(cfg)
-    rt = build_runtime(
-        cfg,
-        calibration=belt.calibration,
-        source=belt.camera,
-        pin_factory=belt.pin_factory,
-        belt=belt,
-        serve=False,
-    )
+    rt = build_simulated_runtime(cfg, belt, serve=False)
     fired: list[InFlight] = []
     rt.station.actuator.on_fired.append(fired.append)
     t_clear_s = time.monotonic()

@@ -15,7 +15,7 @@ import pytest
 
 from station.actuator import InFlight
 from station.config import load_config
-from station.runtime import build_runtime
+from station.runtime import build_simulated_runtime
 from station.simulator import SimulatedLine, line_timing_ms
 
 pytestmark = pytest.mark.slow
@@ -41,14 +41,7 @@ def test_pulses_follow_verdicts_and_deadlines(tmp_path: Path) -> None:
     cfg = load_config(overrides=overrides)
     cfg = load_config(overrides={**overrides, "line": line_timing_ms(cfg)})
     line = SimulatedLine(cfg)
-    rt = build_runtime(
-        cfg,
-        calibration=line.calibration,
-        source=line.camera,
-        pin_factory=line.pin_factory,
-        belt=line,
-        serve=False,
-    )
+    rt = build_simulated_runtime(cfg, line, serve=False)
     fired: list[InFlight] = []
     rt.station.actuator.on_fired.append(fired.append)
     acc, rej = rt.io.accept.pin, rt.io.reject.pin

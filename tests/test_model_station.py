@@ -14,7 +14,7 @@ import pytest
 from station.config import load_config
 from station.model import ModelError, load_classifier
 from station.paths import DEFAULT_MODEL_PATH
-from station.runtime import build_runtime
+from station.runtime import build_simulated_runtime
 from station.simulator import SimulatedLine
 from vision.pipeline import InspectionContext, analyse_frame
 from vision.spec import PrototypeSpec
@@ -84,14 +84,7 @@ def test_failures_are_counted_for_health(renderer: Renderer, monkeypatch) -> Non
 def _runtime(tmp_path: Path, model: dict[str, object]):
     cfg = load_config(overrides={"storage": {"data_dir": str(tmp_path / "data")}, "model": model})
     line = SimulatedLine(cfg)
-    return build_runtime(
-        cfg,
-        calibration=line.calibration,
-        source=line.camera,
-        pin_factory=line.pin_factory,
-        belt=line,
-        serve=False,
-    )
+    return build_simulated_runtime(cfg, line, serve=False)
 
 
 def test_status_names_the_running_model(tmp_path: Path) -> None:

@@ -129,16 +129,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     line = SimulatedLine(config)
     line.start_feeder()  # renderer and first mask, while the station starts
     # Imported only now: its imports (~0.5 s) overlap the first mask's rendering.
-    from station.runtime import build_runtime
+    from station.runtime import build_simulated_runtime
 
     try:
-        rt = build_runtime(
-            config,
-            calibration=line.calibration,
-            source=line.camera,
-            pin_factory=line.pin_factory,
-            belt=line,
-        )
+        rt = build_simulated_runtime(config, line)
     except BaseException:
         line.stop()  # a refused start (bad model, busy port) leaves no rendering thread
         raise

@@ -179,7 +179,7 @@ def run_soak(
     progress: Callable[[SoakSample], None] | None = None,
 ) -> SoakReport:
     """Run the station until a simulated ``sim_minutes`` of masks went through it."""
-    from station.runtime import build_runtime
+    from station.runtime import build_simulated_runtime
     from station.simulator import SimulatedLine, line_timing_ms
     from station.store.outbox import Outbox
 
@@ -189,14 +189,7 @@ def run_soak(
     cfg = load_config(overrides={**overrides, "line": line_timing_ms(cfg)})
     belt = SimulatedLine(cfg)
     threads_start = threading.active_count()
-    rt = build_runtime(
-        cfg,
-        calibration=belt.calibration,
-        source=belt.camera,
-        pin_factory=belt.pin_factory,
-        belt=belt,
-        serve=poll_api,
-    )
+    rt = build_simulated_runtime(cfg, belt, serve=poll_api)
     fired = [0]
     rt.station.actuator.on_fired.append(lambda _item: fired.__setitem__(0, fired[0] + 1))
     outbox = Outbox(rt.store)

@@ -12,7 +12,7 @@ import sys
 import time
 
 from station.config import load_config
-from station.runtime import build_runtime
+from station.runtime import build_simulated_runtime
 from station.simulator import SimulatedLine, line_timing_ms
 
 
@@ -30,14 +30,7 @@ def main() -> None:
         log.flush()
         os.fsync(log.fileno())
 
-    rt = build_runtime(
-        config,
-        calibration=line.calibration,
-        source=line.camera,
-        pin_factory=line.pin_factory,
-        belt=line,
-        serve=False,
-    )
+    rt = build_simulated_runtime(config, line, serve=False)
     rt.station.actuator.on_fired.append(fired)
     print("ready", flush=True)
     while True:
