@@ -130,8 +130,8 @@ class SimulatedLine:
     def renderer(self) -> Renderer:
         """The renderer, built at first use (a few tenths of a second, ~20 MB).
 
-        :meth:`start_feeder` builds it on the feeder thread, so a demo's start does
-        not wait for it.
+        The camera's first frame builds it, on the camera thread, while the feeder
+        thread renders the first mask: a demo's first mask does not wait for it.
         """
         with self._renderer_lock:
             if self._renderer is None:
@@ -157,7 +157,9 @@ class SimulatedLine:
             sprite = self._pool[index % pool]
             params, defect = sprite.params, self._pool_defects[index % pool]
         else:
-            sprite = self.renderer.make_sprite(params, self.rng, self.spec)
+            # Built without the renderer (which only the camera needs): at start-up the
+            # first sprite and the renderer are built at once, on two threads.
+            sprite = MaskSprite.build(params, self.rng, _SPRITE_MM_PER_PX, self.spec)
             if pool:
                 self._pool.append(sprite)
                 self._pool_defects.append(defect)
@@ -166,7 +168,7 @@ class SimulatedLine:
         return BeltMask(index, params, sprite, defect, enter_s, half_y)
 
     def start_feeder(self) -> None:
-        """Start rendering masks (and the renderer itself) ahead of the belt; idempotent.
+        """Start rendering masks ahead of the belt; idempotent.
 
         The demo calls this first thing, so the first sprite is ready by the time
         the station has started.
@@ -184,7 +186,6 @@ class SimulatedLine:
     def _prepare(self) -> None:
         """Render the next masks ahead of time: a sprite costs a few hundred ms, and the
         belt thread must keep the photo-eye's timing to the millisecond."""
-        self.renderer  # noqa: B018 - built here, off the caller's thread
         index = 0
         while not self._stop.is_set() and (
             self.sim.max_masks is None or index < self.sim.max_masks

@@ -29,6 +29,7 @@ from functools import partial
 import numpy as np
 
 from vision import overlay as ov
+from vision.annotate import draw_safely
 from vision.calibration import Calibration
 from vision.classify import BodyClassifier, ClassifierResult
 from vision.decide import (
@@ -46,7 +47,7 @@ from vision.pleats import PleatParams, PleatResult, count_pleats
 from vision.rectify import Rectified, RectifyParams, rectify
 from vision.segment import Segmentation, SegmentParams, downscale, find_masks
 from vision.spec import PrototypeSpec
-from vision.stitching import SIDES, SeamParams, SeamSide, analyse_seams, mask_pitch
+from vision.stitching import SeamParams, SeamSide, analyse_seams, mask_pitch
 from vision.types import Defect, InspectionResult, Measurements
 
 
@@ -344,7 +345,7 @@ def _finish(
         # A measured mask is drawn on its rectified image: a deferred drawing then
         # does not keep the whole frame (≈ 9 MB) alive with the result.
         frame = img if analysis is None else None
-        draw = partial(_draw_safely, frame, ctx, verdict, defects, m, seg, analysis)
+        draw = partial(draw_safely, frame, ctx.params.overlay, verdict, defects, m, seg, analysis)
         if not ctx.defer_overlay:
             overlay, draw = draw(), None
             clock.lap("overlay")
@@ -359,71 +360,3 @@ def _finish(
         draw_overlay=draw,
     )
     return FrameAnalysis(result, analysis)
-
-
-def _draw_safely(
-    img: np.ndarray | None,
-    ctx: InspectionContext,
-    verdict: str,
-    defects: list[Defect],
-    m: Measurements,
-    seg: Segmentation,
-    analysis: MaskAnalysis | None,
-) -> np.ndarray:
-    """:func:`_draw`, or a plainer image saying why it failed; never raises.
-
-    A deferred overlay is drawn after the verdict, by the station's recorder: an
-    exception there would cost the mask its row in the QC log. So a failure gives
-    the coarse copy of the frame with the verdict, the measurements and the error.
-    """
-    try:
-        return _draw(img, ctx, verdict, defects, m, seg, analysis)
-    except Exception as exc:  # noqa: BLE001 - the reason is drawn on the image instead
-        canvas = seg.coarse.copy()
-        ov.draw_summary(canvas, verdict, m, defects)
-        ov.draw_failure(canvas, f"overlay: {type(exc).__name__}: {exc}")
-        return canvas
-
-
-def _draw(
-    img: np.ndarray | None,
-    ctx: InspectionContext,
-    verdict: str,
-    defects: list[Defect],
-    m: Measurements,
-    seg: Segmentation,
-    analysis: MaskAnalysis | None,
-) -> np.ndarray:
-    """The supervisors' image.
-
-    A measured mask is shown top-down, as measured: the rectified image (fixed mm per
-    pixel, the mask straight) with its outline, seams and defects. Anything else
-    (empty belt, mask cut by the border, several masks) is shown on a half-size copy
-    of the frame with what was found outlined (``img``: needed only then).
-    """
-    params = ctx.params.overlay
-    if analysis is None:
-        if img is None:
-            raise ValueError("an unmeasured mask's overlay needs the frame")
-        canvas = ov.base_image(img, params)
-        ov.draw_blobs(canvas, [b.contour_px for b in seg.blobs], params.scale)
-    else:
-        canvas = analysis.rectified.image.copy()
-        lines = []
-        w, h = analysis.body.width_mm, analysis.body.height_mm
-        for side in SIDES:
-            sd = analysis.seams[side]
-            if sd.offset_mm is None:
-                continue
-            t = np.array(sd.t_range_mm)
-            d = sd.offset_mm
-            pts = {
-                "top": np.stack([t, np.full_like(t, d)], 1),
-                "bottom": np.stack([t, np.full_like(t, h - d)], 1),
-                "left": np.stack([np.full_like(t, d), t], 1),
-                "right": np.stack([np.full_like(t, w - d), t], 1),
-            }[side]
-            lines.append(pts)
-        ov.draw_mask(canvas, verdict, analysis.mask_to_rect_px, w, h, lines, defects, params)
-    ov.draw_summary(canvas, verdict, m, defects)
-    return canvas

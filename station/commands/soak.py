@@ -13,6 +13,12 @@ Sampled over time: resident memory (``/proc/self/status``), open file descriptor
 (``/proc/self/fd``), threads, the outbox backlog. The verdict is the slope of a line
 fitted over the second half of the run (after warm-up): MiB of RSS and descriptors
 per simulated hour, which must be ≈ 0.
+
+A single RSS sample swings by tens of MiB with the frames, sprites and images that
+happen to be alive at that instant, so the raw slope alone cannot tell a small leak
+from noise. The report adds the slope's 95 % confidence interval and the slope of
+the RSS *floor* (the lowest sample of each window of :data:`FLOOR_WINDOW_SAMPLES`):
+transient buffers come and go, a leak lifts the floor.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ DRAIN_S = 10.0
 _KIB = 1024
 #: Descriptors that may come and go between two samples (an API connection, a JPEG).
 FD_SLACK = 4
+#: Samples per window whose minimum is the RSS floor (transient buffers stripped).
+FLOOR_WINDOW_SAMPLES = 6
+#: Two-sided 95 % quantile of the normal law, for the slope's confidence interval.
+_Z95 = 1.96
 
 
 @dataclass
@@ -87,6 +97,10 @@ class SoakReport:
     rss_end_mib: float
     rss_max_mib: float
     rss_slope_mib_per_sim_h: float
+    #: 95 % confidence interval of the slope above (ordinary least squares).
+    rss_slope_ci95_mib_per_sim_h: tuple[float, float]
+    #: Slope of the per-window minimum RSS over the second half.
+    rss_floor_slope_mib_per_sim_h: float
     fds_start: int
     fds_end: int
     fds_max: int
@@ -128,16 +142,52 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def second_half_slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of ``ys`` over ``xs``, fitted on the second half of ``xs``."""
-    if len(xs) < 4:
-        return float("nan")
+def _second_half(xs: list[float], ys: list[float]) -> tuple[np.ndarray, np.ndarray]:
     half = xs[-1] / 2 if xs[0] < xs[-1] / 2 else xs[len(xs) // 2]
     keep = [(x, y) for x, y in zip(xs, ys, strict=True) if x >= half]
     if len(keep) < 3:
         keep = list(zip(xs, ys, strict=True))[len(xs) // 2 :]
     x, y = np.array(keep, dtype=float).T
-    return float(np.polyfit(x, y, 1)[0])
+    return x, y
+
+
+def second_half_slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs``, fitted on the second half of ``xs``."""
+    return slope_ci95(xs, ys)[0]
+
+
+def slope_ci95(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+    """(slope, low, high): the second half's least-squares slope and its 95 % interval.
+
+    The interval uses the residuals' spread (normal approximation, fine for the tens
+    of samples a soak takes); NaN when there are too few samples to say anything.
+    """
+    nan = float("nan")
+    if len(xs) < 4:
+        return nan, nan, nan
+    x, y = _second_half(xs, ys)
+    slope, intercept = np.polyfit(x, y, 1)
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    if len(x) < 3 or sxx == 0:
+        return float(slope), nan, nan
+    resid = y - (slope * x + intercept)
+    se = float(np.sqrt(np.sum(resid**2) / (len(x) - 2) / sxx))
+    return float(slope), float(slope - _Z95 * se), float(slope + _Z95 * se)
+
+
+def floor_slope(xs: list[float], ys: list[float], window: int = FLOOR_WINDOW_SAMPLES) -> float:
+    """Slope of the lowest ``ys`` of each window of ``window`` samples (second half).
+
+    Each window contributes its minimum at the window's mean ``x``: the frames and
+    images alive at one instant are gone at another, memory that leaks never is.
+    """
+    x, y = _second_half(xs, ys)
+    n = len(x) // window
+    if n < 2:
+        return float("nan")
+    wx = x[: n * window].reshape(n, window).mean(axis=1)
+    wy = y[: n * window].reshape(n, window).min(axis=1)
+    return float(np.polyfit(wx, wy, 1)[0])
 
 
 def _free_port() -> int:
@@ -243,6 +293,8 @@ def run_soak(
     exported = sum(1 for _ in (data_dir / "out.jsonl").open(encoding="utf-8"))
     rt.store.close()
     xs = [s.sim_s / 3600 for s in samples]
+    rss = [s.rss_mib for s in samples]
+    rss_fit = slope_ci95(xs, rss)
     return SoakReport(
         sim_minutes=sim_minutes,
         scale=scale,
@@ -258,7 +310,9 @@ def run_soak(
         rss_start_mib=samples[0].rss_mib,
         rss_end_mib=last.rss_mib,
         rss_max_mib=max(s.rss_mib for s in samples),
-        rss_slope_mib_per_sim_h=round(second_half_slope(xs, [s.rss_mib for s in samples]), 2),
+        rss_slope_mib_per_sim_h=round(rss_fit[0], 2),
+        rss_slope_ci95_mib_per_sim_h=(round(rss_fit[1], 2), round(rss_fit[2], 2)),
+        rss_floor_slope_mib_per_sim_h=round(floor_slope(xs, rss), 2),
         fds_start=samples[0].fds,
         fds_end=last.fds,
         fds_max=max(s.fds for s in samples),
