@@ -110,7 +110,8 @@ class SimulatedLine:
         self.look: LookParams = sample_look(np.random.default_rng(self.sim.seed + 1))
         self.speed = self.sim.belt_speed_mm_s
         self.trigger_y_mm = -self.sim.trigger_distance_mm
-        self.spawn_y_mm = self.trigger_y_mm - _max_half_extent_mm(self) - _SPAWN_GAP_MM
+        self._max_half_mm = _max_half_extent_mm(self)
+        self.spawn_y_mm = self.trigger_y_mm - self._max_half_mm - _SPAWN_GAP_MM
         self.masks: list[BeltMask] = []
         #: The newest masks fed, by index: parameters and defect (no sprite).
         self.truth: dict[int, BeltTruth] = {}
@@ -242,6 +243,10 @@ class SimulatedLine:
                     next_enter = now + _BELT_TICK_S
                     continue
                 mask.enter_s = next_enter
+                if self.fed == 0:
+                    # The belt starts with the first mask's own leading edge (not the
+                    # largest mask's) the spawn gap before the photo-eye.
+                    mask.enter_s -= (self._max_half_mm - mask.half_extent_y_mm) / self.speed
                 with self._lock:
                     self.masks.append(mask)
                     self.truth[mask.index] = BeltTruth(mask.params, mask.defect)
