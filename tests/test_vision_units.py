@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vision.evaluate import Case, format_report, score
-from vision.measure import _median
 from vision.rectify import Pose, RectifyParams, build_map, rectify
+from vision.robust import median
 from vision.seam_band import grouped_median_u8, side_point_mask, thin_line
 from vision.stitch_signal import bare_runs, line_fit, peaks_2d, pick_period, runs, spectrum
 from vision.synth import SimCamera
@@ -49,9 +49,9 @@ def test_rectify_samples_with_exact_bilinear_weights() -> None:
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 57, 240])
-def test_pose_median_is_numpys_median(n: int) -> None:
+def test_robust_median_is_numpys_median(n: int) -> None:
     values = np.random.default_rng(n).normal(0.0, 40.0, n)
-    assert _median(values) == float(np.median(values))
+    assert median(values) == float(np.median(values))
 
 
 def test_pose_round_trip() -> None:

@@ -34,6 +34,11 @@ class LoopParams:
     zone_mm_per_px: float = 0.4
     #: Structuring element of the top-hat / black-hat: wider than a cord.
     hat_mm: float = 7.0
+    #: The response is averaged over this (Gaussian sigma: a fraction of a cord's
+    #: width, so it is not blurred away)…
+    response_blur_mm: float = 0.4
+    #: …and kept in 1/this of a level (uint8, saturating: only weak cords matter).
+    response_gain: int = 4
     #: Response above the belt's median by this many robust sigmas…
     min_sigmas: float = 5.0
     #: …and by at least this much (8-bit levels).
@@ -109,12 +114,18 @@ def cord_mask(zone: np.ndarray, params: LoopParams) -> np.ndarray:
     se = np.ones((k, k), np.uint8)  # square: separable, and wider than any cord
     top = cv2.morphologyEx(work, cv2.MORPH_TOPHAT, se)
     black = cv2.morphologyEx(work, cv2.MORPH_BLACKHAT, se)
-    resp = cv2.GaussianBlur(cv2.max(top, black), (0, 0), 1.0)
+    # Averaged across the cord's width, in fixed point: a dark cord on a dark belt
+    # differs by a few levels only, which whole-level rounding would flatten.
+    sigma_px = params.response_blur_mm / params.zone_mm_per_px
+    hats = cv2.max(top, black).astype(np.float32)
+    gain = float(params.response_gain)
+    resp = cv2.GaussianBlur(hats, (0, 0), sigma_px)
+    resp = cv2.convertScaleAbs(resp, alpha=gain)
     if outside.any():
         resp[cv2.dilate(outside.astype(np.uint8), se) > 0] = 0
     med, sigma = _stats_u8(resp)
-    strong = med + max(params.min_sigmas * sigma, params.min_levels)
-    weak = med + max(0.5 * params.min_sigmas * sigma, 0.5 * params.min_levels)
+    strong = med + max(params.min_sigmas * sigma, gain * params.min_levels)
+    weak = med + max(0.5 * params.min_sigmas * sigma, 0.5 * gain * params.min_levels)
     low = (resp > weak).astype(np.uint8)
     n, labels = cv2.connectedComponents(low, connectivity=8)
     seeded = np.zeros(n, bool)

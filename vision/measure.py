@@ -14,6 +14,7 @@ import numpy as np
 
 from vision.calibration import Calibration
 from vision.rectify import Pose
+from vision.robust import median
 
 
 def order_corners(corners: np.ndarray) -> np.ndarray:
@@ -32,17 +33,6 @@ def order_corners(corners: np.ndarray) -> np.ndarray:
     if c[1, 0] < c[0, 0]:  # long edge pointing to +X, so TL is on the left
         c = np.roll(c, 2, axis=0)
     return c
-
-
-def _median(values: np.ndarray) -> float:
-    """``np.median`` of a small 1-D float array, without its dispatch and NaN checks
-    (four of them made up half of the pose stage); the same value, bit for bit."""
-    n = values.size
-    h = n // 2
-    if n % 2:
-        return float(np.partition(values, h)[h])
-    part = np.partition(values, (h - 1, h))
-    return 0.5 * (float(part[h - 1]) + float(part[h]))
 
 
 def _rect_pose(corners: np.ndarray) -> Pose:
@@ -91,7 +81,7 @@ def coarse_pose(
     ):
         if sel.sum() < 3:
             return first
-        edges.append(_median(coord[sel]))
+        edges.append(median(coord[sel]))
     top, bottom, left, right = edges
     centre_local = np.array([(left + right) / 2, (top + bottom) / 2])
     centre = first.local_to_belt(centre_local)

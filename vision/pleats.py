@@ -10,11 +10,17 @@ measurements keep the print out of it:
   survives; ink motifs narrower than that (dots, flowers, the vertical bands of a
   check) are replaced by the cloth beside them, so a fold cutting through a row of
   dots is seen as a crease on the cloth, not as a dark band.
-* **Valleys, not steps.** The depth of a row is measured against the *darker* of
-  the rows ``valley_mm`` above and below (``1 − I / min(I↑, I↓)``): a print edge or
-  the edge of a wide horizontal stripe, however blurred, is monotone and gives
-  nothing. (Normalising by a local mean instead makes a valley at the inner foot of
-  every wide dark band: regularly spaced "creases" on every striped print.)
+* **Valleys, not steps.** The depth of a row is measured against a *mix* of the
+  rows ``valley_mm`` above and below, ``1 − I / (α·I↑ + (1 − α)·I↓)``, with one
+  ``α`` for all colour channels chosen to make the deepest channel as shallow as
+  possible. A print edge or the edge of a wide horizontal stripe, however blurred,
+  is such a mix of its two sides and gives nothing; where both sides have the same
+  colour this is the depth against the darker one. A fold lying on a two-colour
+  stripe edge (folds cut the print, so this is common) darkens the mix of the two
+  print colours by the same share in every channel and is still a valley; measured
+  against either side alone it was lost. (Normalising by a local mean instead
+  makes a valley at the inner foot of every wide dark band: regularly spaced
+  "creases" on every striped print.)
 * **Grey, not colour.** A fold's shading darkens every colour channel by the same
   share, unlike a coloured print line, so valleys whose depth differs between
   channels are dropped.
@@ -33,6 +39,7 @@ import numpy as np
 
 from vision.edges import BodyFrame
 from vision.rectify import Rectified
+from vision.robust import median
 from vision.spec import PrototypeSpec
 
 
@@ -64,6 +71,8 @@ class PleatParams:
     #: is a median over chunks of averaged rows: its noise is small and measured on
     #: each mask, so this, not ``min_depth``, is what usually decides).
     min_sigmas: float = 4.0
+    #: Flank mixes tried for a row's reference (0…1 in this many steps).
+    mix_steps: int = 7
     #: Two folds are at least this far apart.
     min_spacing_mm: float = 5.0
 
@@ -98,11 +107,10 @@ def fold_profile(
     # Chunk centres and the local rows of the profile's samples in each chunk: the
     # chunks are narrow, so the residual rotation only shifts each one.
     xc = 0.5 * (edges_x[:-1] + edges_x[1:])
-    v = np.stack(
-        [body.mask_to_local(np.stack([np.full_like(ys, x), ys], axis=1))[:, 1] for x in xc]
-    )  # (chunks, n)
-    cx = [rect.col(body.mask_to_local(np.array([x, ys[0]]))[0]) for x in edges_x]
-    c0, c1 = round(cx[0]), round(cx[-1])
+    grid = np.stack(np.broadcast_arrays(xc[:, None], ys[None, :]), axis=-1)
+    v = body.mask_to_local(grid)[..., 1]  # (chunks, n)
+    ends = body.mask_to_local(np.array([[edges_x[0], ys[0]], [edges_x[-1], ys[0]]]))
+    c0, c1 = round(float(rect.col(ends[0, 0]))), round(float(rect.col(ends[1, 0])))
     r0 = int(np.floor(rect.row(v.min()))) - 2
     r1 = int(np.ceil(rect.row(v.max()))) + 3
     if c0 < 0 or c1 > cols_img or r0 < 0 or r1 > rows_img or c1 - c0 < n_chunks:
@@ -120,12 +128,12 @@ def fold_profile(
     i0 = rows.astype(np.intp)
     f = (rows - i0)[..., None].astype(np.float32)
     k = np.arange(n_chunks)[:, None]
-    prof = means[i0, k] * (1 - f) + means[i0 + 1, k] * f  # (chunks, n, 3)
+    prof = means[i0, k] * (1 - f) + means[i0 + 1, k] * f  # (chunks, n, channels)
     flat = np.ascontiguousarray(prof.transpose(0, 2, 1)).reshape(-1, len(ys))
-    # Depth against the darker flank: a step (print or stripe edge) gives nothing.
-    flank = np.maximum(np.minimum(flat[:, : -2 * d], flat[:, 2 * d :]), 1.0)
     valley = np.zeros_like(flat)
-    valley[:, d:-d] = np.maximum(1.0 - flat[:, d:-d] / flank, 0.0)
+    valley.reshape(n_chunks, 3, len(ys))[:, :, d:-d] = _mix_valley(
+        flat.reshape(n_chunks, 3, len(ys)), d, params.mix_steps
+    )
     if wobble:
         valley = cv2.dilate(valley, np.ones((1, 2 * wobble + 1), np.uint8))
     k_mid = n_chunks // 2
@@ -135,6 +143,30 @@ def fold_profile(
     # Print valleys come back negative: they count in the noise, never as a fold.
     grey = hi <= params.max_channel_ratio * np.maximum(lo, 1e-6)
     return np.where(grey, lo, -lo), y0, s
+
+
+def _mix_valley(prof: np.ndarray, d: int, steps: int) -> np.ndarray:
+    """Per-channel valley depth of each row against the flanks ``d`` rows away.
+
+    ``prof`` is (chunks, channels, rows). The reference of a row is a mix of its two
+    flanks, ``α·I↑ + (1 − α)·I↓`` with one ``α`` (``steps`` values in 0…1) for all
+    channels, chosen so that the deepest channel is as shallow as possible. A
+    blurred two-colour edge (stripe, check) *is* such a mix, so it gives nothing; a
+    crease darkens that mix by the same share in every channel. Where the flanks
+    have the same colour this is the depth against the darker flank (the measure
+    without mixing). Returns (chunks, channels, rows − 2d), ≥ 0.
+    """
+    up, dn, mid = prof[..., : -2 * d], prof[..., 2 * d :], prof[..., d:-d]
+    alphas = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None, None, None]
+    # depth = max(1 − mid / max(dn + α·(up − dn), 1), 0), in place (one buffer).
+    depth = alphas * (up - dn)[None]  # (steps, chunks, channels, rows)
+    depth += dn[None]
+    np.maximum(depth, 1.0, out=depth)
+    np.divide(mid[None], depth, out=depth)
+    np.subtract(1.0, depth, out=depth)
+    np.maximum(depth, 0.0, out=depth)
+    best = np.argmin(depth.max(axis=2), axis=0)  # (chunks, rows)
+    return np.take_along_axis(depth, best[None, :, None, :], axis=0)[0]
 
 
 def count_pleats(
@@ -147,8 +179,9 @@ def count_pleats(
     # Valleys of print (channels disagree) come back negative: they count in the
     # noise level but can never be a fold.
     mag = np.abs(prof)
-    noise = 1.4826 * float(np.median(np.abs(mag - np.median(mag))))
-    level = max(params.min_depth, float(np.median(mag)) + params.min_sigmas * noise)
+    centre = median(mag)
+    noise = 1.4826 * median(np.abs(mag - centre))
+    level = max(params.min_depth, centre + params.min_sigmas * noise)
     spacing = max(round(params.min_spacing_mm / s), 1)
     order = np.argsort(prof)[::-1]
     taken: list[int] = []

@@ -48,7 +48,7 @@ class Band:
     the band, which every use below follows.
     """
 
-    image: np.ndarray  # (rows, cols, 3) uint8, contiguous
+    image: np.ndarray  # (rows, cols, 3) uint8, a view where possible (copied once, later)
     edge_row: np.ndarray  # (cols,) float
     t_mm: np.ndarray  # (cols,) float
     mm_per_px: float
@@ -90,7 +90,7 @@ def extract_band(rect: Rectified, body: BodyFrame, side: str, d0: float, d1: flo
         edge_row = (hi - 1) - edge
     else:
         edge_row = edge - lo
-    return Band(np.ascontiguousarray(img), edge_row, along - along0, s)
+    return Band(img, edge_row, along - along0, s)
 
 
 def thin_line(band: np.ndarray, ref: int) -> np.ndarray:

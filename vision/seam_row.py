@@ -50,14 +50,15 @@ def perimeter(rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamPara
     d1 = seam.offset_mm.hi + params.band_extra_mm + ref * s
     bands = [extract_band(rect, body, side, d0, d1) for side in SIDES]
     rows = max(b.image.shape[0] for b in bands)
-    images = [
-        b.image
-        if b.image.shape[0] == rows
-        else cv2.copyMakeBorder(b.image, 0, rows - b.image.shape[0], 0, 0, cv2.BORDER_REPLICATE)
-        for b in bands
-    ]
-    image = np.concatenate(images, axis=1)
     widths = np.cumsum([0] + [b.image.shape[1] for b in bands])
+    # One copy of each band (most are views of the rectified image); shorter bands
+    # are padded with their last row.
+    image = np.empty((rows, int(widths[-1]), 3), np.uint8)
+    for b, a, c in zip(bands, widths[:-1], widths[1:], strict=True):
+        h = b.image.shape[0]
+        image[:h, a:c] = b.image
+        if h < rows:
+            image[h:, a:c] = b.image[-1:]
     return Perimeter(
         image,
         thin_line(image, ref),
@@ -94,6 +95,10 @@ def locate_rows(
     integral = cv2.integral(np.ascontiguousarray(per.line[first:last]), sdepth=cv2.CV_32S)
     cum_rows = integral[:, st_idx + cw] - integral[:, st_idx]
     chunks = (cum_rows[1:] - cum_rows[:-1]).astype(np.float32) / np.float32(cw)
+    if params.stitch_energy_weight > 0:
+        chunks = chunks + params.stitch_energy_weight * _stitch_energy(
+            per, first, last, st_idx, cw, ref, s, params
+        )
     rows, snr = peaks_2d(chunks)
     centre = st_idx + cw / 2
     cols = np.arange(per.line.shape[1])
@@ -121,6 +126,35 @@ def locate_rows(
         near = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_chunk_deviation_mm
         out.append((offs[near], icpt, slope))
     return out
+
+
+def _stitch_energy(
+    per: Perimeter,
+    first: int,
+    last: int,
+    starts: np.ndarray,
+    cw: int,
+    ref: int,
+    s: float,
+    params: SeamParams,
+) -> np.ndarray:
+    """Per chunk and row: how much the row varies along itself at stitch scale, more
+    than the rows ``ref`` away on either side (rows, chunks).
+
+    Needle holes and the gaps between stitches make the seam row pulse along its
+    length whatever the thread's colour against the cloth; a print edge parallel to
+    the side does not vary along it, and a print motif varies over many rows alike.
+    """
+    gray = cv2.cvtColor(per.image[first - ref : last + ref], cv2.COLOR_BGR2GRAY)
+    # Band-pass along the rows (box filters, exact in uint8): stitch-scale detail.
+    fine = cv2.blur(gray, (mm_to_px(params.stitch_fine_mm, s) | 1, 1))
+    coarse = cv2.blur(gray, (mm_to_px(params.stitch_coarse_mm, s) | 1, 1))
+    integral = cv2.integral(cv2.absdiff(fine, coarse), sdepth=cv2.CV_32S)
+    cum = integral[:, starts + cw] - integral[:, starts]
+    energy = (cum[1:] - cum[:-1]).astype(np.float32) / np.float32(cw)  # first-ref … last+ref
+    mid = energy[ref:-ref]
+    side = np.maximum(energy[: -2 * ref], energy[2 * ref :])
+    return np.maximum(mid - side, 0.0)
 
 
 def fallback_line(
