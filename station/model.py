@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vision.classify import ClassifierResult, Thresholds, classify_body
-from vision.tiles import TileGrid, TileParams, TileWorkspace, make_grid
+from vision.tiles import NORMALISATIONS, TileGrid, TileParams, TileWorkspace, make_grid
 from vision.types import DEFECT_CODES
 
 INPUT = "tiles"
@@ -102,6 +102,16 @@ def thresholds_from(card: dict[str, Any], overrides: dict[str, float] | None = N
     return t
 
 
+def _normalisation(card: dict[str, Any]) -> str:
+    """The card's canvas normalisation; cards before it was a choice are ``"channel"``."""
+    value = card.get("preprocessing", {}).get("normalisation", "channel")
+    if value not in NORMALISATIONS:  # a card of the first format: a sentence, per channel
+        if not str(value).startswith("pixel / per-channel median"):
+            raise ModelError(f"model card: unknown normalisation {value!r}")
+        value = "channel"
+    return str(value)
+
+
 def grid_from(card: dict[str, Any], body_mm: tuple[float, float] | None = None) -> TileGrid:
     """The station's tiling: the card's tile size and scale over the spec's nominal body."""
     t = card["tiling"]
@@ -111,6 +121,7 @@ def grid_from(card: dict[str, Any], body_mm: tuple[float, float] | None = None) 
         max_stride_px=int(t["max_stride_px"]),
         tack_depth_mm=float(t.get("tack_depth_mm", 0.0)),
         tack_span_mm=tuple(float(v) for v in t.get("tack_span_mm", (0.0, 0.0))),  # type: ignore[arg-type]
+        normalisation=_normalisation(card),
     )
     w, h = body_mm or tuple(t["body_mm"])
     return make_grid(float(w), float(h), params)

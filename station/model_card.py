@@ -29,6 +29,8 @@ def summary(card: dict[str, Any]) -> str:
     net = card.get("network", {})
     size_kb = card.get("bytes", 0) / 1024
     mm_per_px = card.get("preprocessing", {}).get("mm_per_px")
+    norm = card.get("preprocessing", {}).get("normalisation", "channel")
+    norm = norm if norm in ("channel", "level") else "channel"  # first cards: a sentence
     macs_m = net.get("macs_per_tile", 0) / 1e6
     minutes = t.get("seconds", 0) / 60
     thresholds = ", ".join(f"{k} {v:g}" for k, v in card.get("thresholds", {}).items())
@@ -36,13 +38,15 @@ def summary(card: dict[str, Any]) -> str:
         f"- **{card['name']} {card['version']}**, `{card['file']}`, {size_kb:.0f} kB, "
         f"{card.get('precision')}, sha256 `{card['sha256']}`",
         f"- classes {', '.join(card['classes'])}; codes {', '.join(card.get('codes', []))}",
-        f"- input: {tiling.get('n_tiles')} tiles of {tiling.get('tile_px')} px ({mm_per_px} mm/px),"
+        f"- input: {tiling.get('n_tiles')} tiles of {tiling.get('tile_px')} px ({mm_per_px} mm/px,"
+        f" {norm} normalisation),"
         f" {net.get('parameters', '?')} parameters, {macs_m:.2f} M MACs/tile",
         f"- thresholds (chosen on validation, overridable in `[model]`): {thresholds}",
         f"- training: {data.get('rendered', '?')} rendered masks (seed {data.get('seed', '?')}),"
         f" {data.get('real_frames', 0)} station frames, held out:"
         f" {_held_out(data.get('held_out', {}))}; {params.get('epochs', '?')} epochs,"
-        f" {minutes:.1f} min on {params.get('threads', '?')} thread(s), torch {t.get('torch')}",
+        f" {minutes:.1f} min on {params.get('threads', '?')} thread(s), torch {t.get('torch')}"
+        + _fine_tuned(t.get("fine_tuned_from")),
         f"- validation (bodies): {_rates(val, 'false_alarm')}",
     ]
     if test:
@@ -63,6 +67,12 @@ def _rates(figures: dict[str, Any], fa_key: str) -> str:
     stain = _pct(figures.get("stain", {}).get("recall"))
     flagged = _pct(figures.get("good", {}).get(fa_key))
     return f"hole recall {hole}, stain recall {stain}, good masks flagged {flagged}"
+
+
+def _fine_tuned(init: dict[str, Any] | None) -> str:
+    if not init:
+        return ""
+    return f", fine-tuned from {init.get('model') or init.get('weights')}"
 
 
 def _held_out(h: dict[str, Any]) -> str:

@@ -103,6 +103,35 @@ def test_batch_is_the_normalised_tiles_in_preallocated_buffers() -> None:
     assert work.hwc.min() < -0.5
 
 
+def test_level_normalisation_keeps_the_hue_and_training_cuts_the_same_tiles() -> None:
+    from dataclasses import replace
+
+    from vision.tiles import reference_colour
+    from vision.training.data import Bodies, cut
+
+    img, m = _synthetic_rect((100.0, 50.0), 0.0)
+    g = make_grid(200.0, 95.0)
+    level = make_grid(200.0, 95.0, replace(g.params, normalisation="level"))
+    work = TileWorkspace(level)
+    body_canvas(img, m, 200.0, 95.0, work)
+    batch = prepare_batch(work)
+    canvas = work.canvas.copy()  # tacks painted over, as training loads its canvases
+    # Cloth (200, 190, 180) BGR keeps its tint: blue above the level, red below; the
+    # neutral dark dot is the same dark in all three channels.
+    cloth = np.median(work.hwc.reshape(-1, 3), axis=0)
+    assert cloth[0] > 0.02 and cloth[2] < -0.02
+    dot = work.hwc[work.hwc.sum(axis=2).argmin() // level.cols]
+    dark = dot.reshape(-1, 3)[dot.reshape(-1, 3).sum(axis=1).argmin()]
+    assert np.ptp(dark) < 0.05 and dark.max() < -0.5
+    # Training cuts the very same numbers from the stored canvas.
+    ref = reference_colour(canvas)
+    bodies = Bodies(level, canvas[None], ref[None], [{}], [None], np.array([-1]))
+    which = np.zeros(level.n_tiles, np.int64)
+    assert np.allclose(cut(bodies, which, level.origins_px), batch, atol=1e-6)
+    with pytest.raises(ValueError):
+        prepare_batch(TileWorkspace(make_grid(200.0, 95.0, replace(g.params, normalisation="x"))))
+
+
 def test_flagged_tiles_become_defects_at_their_place_in_mm() -> None:
     g = make_grid(200.0, 95.0)
     n = g.n_tiles

@@ -59,6 +59,20 @@ def test_holdout_parses_and_matches_bodies() -> None:
         Holdout.parse("fabric=silk")
 
 
+def test_epoch_order_brings_the_hard_bodies_back_at_the_same_cost() -> None:
+    from vision.training.data import EpochParams, epoch_order
+
+    p = EpochParams(hard_body_share=0.25)
+    first = epoch_order(100, np.random.default_rng(0), p)
+    assert sorted(first.tolist()) == list(range(100))  # no losses yet: every body once
+    losses = np.full(100, 0.01)
+    losses[7] = 50.0  # one body the model gets badly wrong
+    order = epoch_order(100, np.random.default_rng(0), p, losses)
+    assert len(order) == 100 and (order == 7).sum() >= 10
+    again = epoch_order(100, np.random.default_rng(0), p, losses)
+    assert np.array_equal(order, again)  # deterministic for a seed
+
+
 def test_real_labels_last_line_wins(tmp_path: Path) -> None:
     lines = [
         {"id": "a", "label": "good", "image": "good/a.jpg"},
@@ -146,6 +160,18 @@ def test_short_training_run_exports_a_loadable_int8_model(tmp_path: Path, in_ci:
     logits, emb = clf.run(clf.work.batch)
     assert np.isfinite(logits).all() and np.isfinite(emb).all()
 
+    # Fine-tuning from the weights just written: the card names where it started.
+    tuned = tmp_path / "models" / "tuned.onnx"
+    options = RunOptions(
+        "tuned",
+        train=TrainParams(epochs=1, max_steps=2, threads=1, lr=1e-3),
+        init=out.with_suffix(".pt"),
+    )
+    card2 = train_classifier(data, tuned, options, log=lambda s: None)
+    assert card2["training"]["fine_tuned_from"]["model"] == "tiny 1.0.0"
+    assert card2["training"]["fine_tuned_from"]["sha256"] == card["torch_weights"]["sha256"]
+    assert Classifier(tuned).describe()["sha256"] == card2["sha256"]
+
 
 @pytest.mark.slow
 def test_training_is_deterministic_for_a_seed(tmp_path: Path, in_ci: bool) -> None:
@@ -178,5 +204,10 @@ def test_dataset_and_train_commands_are_declared() -> None:
     assert args.handler.__name__ == "cmd_dataset"
     args = parser.parse_args(["train", "--data", "d", "--out", "m.onnx"])
     assert args.handler.__name__ == "cmd_train" and args.epochs > 0
+    args = parser.parse_args(
+        ["train", "--data", "d", "--out", "m.onnx", "--init", "models/tilenet.pt", "--lr", "1e-3"]
+    )
+    assert args.init == Path("models/tilenet.pt") and args.lr == 1e-3
+    assert args.hard_bodies == 0.0 and args.normalisation == "channel"
     args = parser.parse_args(["eval-classifier", "--model", "m.onnx", "--set", "s"])
     assert args.handler.__name__ == "cmd_eval_classifier"

@@ -36,6 +36,12 @@ class TileParams:
     #: loop check owns that place.
     tack_depth_mm: float = 5.0
     tack_span_mm: tuple[float, float] = (1.0, 11.0)
+    #: How the canvas is normalised (:func:`normalise`): ``"channel"`` divides each
+    #: channel by its own median (exposure, white balance and the dye all cancel,
+    #: and with them the hue); ``"level"`` divides all three by one level, the mean
+    #: of the channel medians (exposure cancels, the hue stays: the belt seen through
+    #: a hole is neutral dark on any fabric, a print's ink keeps its colour).
+    normalisation: str = "channel"
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,19 @@ def reference_colour(canvas: np.ndarray) -> np.ndarray:
     return np.maximum(np.median(sub, axis=0), 1.0).astype(np.float32)
 
 
+NORMALISATIONS: tuple[str, ...] = ("channel", "level")
+
+
+def divisor(ref: np.ndarray, normalisation: str) -> np.ndarray:
+    """What each channel is divided by: its own median, or one level for all three."""
+    ref = np.asarray(ref, np.float32)
+    if normalisation == "channel":
+        return ref
+    if normalisation == "level":
+        return np.repeat(ref.mean(axis=-1, keepdims=True), ref.shape[-1], axis=-1)
+    raise ValueError(f"normalisation {normalisation!r}: expected one of {NORMALISATIONS}")
+
+
 def neutralise(canvas: np.ndarray, ref: np.ndarray, grid: TileGrid) -> None:
     """Paint the loop-tack zones of ``canvas`` (in place) the fabric's reference colour."""
     colour = np.round(ref).astype(np.uint8)
@@ -266,14 +285,16 @@ def neutralise(canvas: np.ndarray, ref: np.ndarray, grid: TileGrid) -> None:
 
 
 def normalise(canvas: np.ndarray, out_hwc: np.ndarray, grid: TileGrid) -> np.ndarray:
-    """Tack zones neutralised, then ``canvas / reference − 1`` into ``out_hwc``; returns it.
+    """Tack zones neutralised, then ``canvas / divisor − 1`` into ``out_hwc``; returns it.
 
-    Good cloth is ≈ 0, the belt seen through a hole ≈ −0.8, a stain a negative
-    change in one or more channels: the same numbers on any fabric and any light.
+    With ``"channel"`` good cloth is ≈ 0, the belt seen through a hole ≈ −0.8, a
+    stain a negative change in one or more channels: the same numbers on any fabric
+    and any light. With ``"level"`` (see :class:`TileParams`) the cloth keeps its
+    hue around 0 and the belt is the same neutral dark on every fabric.
     """
     ref = reference_colour(canvas)
     neutralise(canvas, ref, grid)
-    inv = np.float32(1.0) / ref
+    inv = np.float32(1.0) / divisor(ref, grid.params.normalisation)
     # A 256-entry table per channel, then one cv2.LUT: the same float32 values as
     # ``canvas * inv - 1`` computed pixel by pixel, in a tenth of the time.
     lut = np.arange(256, dtype=np.float32)[:, None] * inv - np.float32(1.0)

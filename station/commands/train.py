@@ -17,6 +17,7 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--holdout",
         default="",
         help='leave bodies out of training, e.g. "print=floral,check;shape=tear;tint=coffee"',
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="fine-tune the fp32 weights of a trained model (NAME.pt beside its .onnx) "
+        "instead of starting from random weights",
+    )
+    p.add_argument("--lr", type=float, help="peak learning rate (default 0.004)")
+    p.add_argument(
+        "--normalisation",
+        choices=("channel", "level"),
+        default="channel",
+        help="canvas normalisation: each channel by its own median (default), or all three "
+        "by one level so that the hue stays (tried for 1.1, not better on validation)",
+    )
+    p.add_argument(
+        "--hard-bodies",
+        type=float,
+        default=0.0,
+        help="share of each epoch redrawn from the bodies with the highest loss (default 0)",
     )
     p.add_argument("--version", default="1.0.0", help="model version for the card")
     p.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
@@ -121,12 +142,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = TrainParams(
         seed=args.seed, epochs=args.epochs, threads=args.threads, max_steps=args.max_steps
     )
+    if args.lr is not None:
+        params = replace(params, lr=args.lr)
+    if args.hard_bodies:
+        params = replace(params, epoch=replace(params.epoch, hard_body_share=args.hard_bodies))
+    if args.init is not None and not args.init.is_file():
+        print(f"qc-station train: --init {args.init}: no such file", file=sys.stderr)
+        return 2
     options = RunOptions(
         name=args.out.stem,
         version=args.version,
         holdout=holdout,
         train=params,
         command="qc-station " + shlex.join(sys.argv[1:]),
+        init=args.init,
+        normalisation=args.normalisation,
     )
     card = train_classifier(
         args.data,

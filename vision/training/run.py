@@ -41,7 +41,7 @@ from vision.training.export import (
     session,
     sha256_of,
 )
-from vision.training.model import TileNet, count_macs
+from vision.training.model import NetParams, TileNet, count_macs
 from vision.training.train import (
     TrainParams,
     body_figures,
@@ -54,6 +54,10 @@ from vision.training.train import (
 )
 
 CARD_FORMAT = 1
+NORMALISATION_TEXT = {
+    "channel": "pixel / per-channel median of the canvas (every 4th px) - 1",
+    "level": "pixel / mean of the per-channel medians of the canvas (every 4th px) - 1",
+}
 #: Share of good validation bodies each check may flag (three checks: ≤ 0.6 % in all).
 FA_BUDGET = {"hole": 0.002, "stain": 0.002, "anomaly": 0.002}
 #: int8 is kept if its validation recall per class is at most this much lower…
@@ -76,6 +80,10 @@ class RunOptions:
     holdout: Holdout = field(default_factory=Holdout)
     train: TrainParams = field(default_factory=TrainParams)
     command: str = ""
+    #: fp32 weights (``NAME.pt``) of a trained model to fine-tune; None: from scratch.
+    init: Path | None = None
+    #: Canvas normalisation (:class:`vision.tiles.TileParams`), recorded in the card.
+    normalisation: str = "channel"
 
 
 def _batches(
@@ -161,6 +169,22 @@ def _counts(bodies: Bodies) -> dict[str, int]:
     return {k: int((kinds == k).sum()) for k in sorted(set(kinds.tolist()))}
 
 
+def _init_weights(path: Path | None, p: TrainParams) -> tuple[dict | None, dict | None]:
+    """The state dict to fine-tune from and what the card says about it (or None, None)."""
+    if path is None:
+        return None, None
+    saved = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if NetParams.from_dict(saved["net"]) != p.net:
+        raise ValueError(f"{path}: network {saved.get('net')} is not the one trained here")
+    info: dict[str, Any] = {"weights": Path(path).name, "sha256": sha256_of(Path(path))}
+    card = Path(path).with_suffix(".json")
+    if card.is_file():
+        c = json.loads(card.read_text(encoding="utf-8"))
+        info["model"] = f"{c.get('name')} {c.get('version')}"
+        info["model_sha256"] = c.get("sha256")
+    return saved["state_dict"], info
+
+
 def train_classifier(
     data_dir: Path,
     out: Path,
@@ -177,7 +201,7 @@ def train_classifier(
     """
     t_start = time.perf_counter()
     p = options.train
-    all_bodies = load_bodies(Path(data_dir), ("train", "val"))
+    all_bodies = load_bodies(Path(data_dir), ("train", "val")).normalised(options.normalisation)
     manifest = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
     held = all_bodies.where(options.holdout.matches) if options.holdout else np.zeros(0, bool)
     if options.holdout:
@@ -198,8 +222,9 @@ def train_classifier(
     )
     if not len(train_set):
         raise ValueError(f"{data_dir}: no training bodies")
+    init_state, init_info = _init_weights(options.init, p)
     if pretrained is None:
-        model, history = train(train_set, val_set, p, log, progress)
+        model, history = train(train_set, val_set, p, log, progress, init_state)
     else:
         model, history = pretrained, []
     t_trained = time.perf_counter()
@@ -269,7 +294,8 @@ def train_classifier(
             "2x2 area average of the rectified body, then one bilinear affine warp",
             "mm_per_px": grid.params.mm_per_px,
             "canvas_px": [grid.cols, grid.rows],
-            "normalisation": "pixel / per-channel median of the canvas (every 4th px) - 1",
+            "normalisation": grid.params.normalisation,
+            "normalisation_text": NORMALISATION_TEXT[grid.params.normalisation],
         },
         "tiling": {
             "tile_px": tile_px,
@@ -302,6 +328,7 @@ def train_classifier(
             },
             "params": {k: v for k, v in asdict(p).items() if k != "net"},
             "command": options.command,
+            "fine_tuned_from": init_info,
             "seconds": round(t_trained - t_start, 1),
             "torch": torch.__version__,
             "onnxruntime": ort.__version__,

@@ -27,6 +27,7 @@ from vision.training.data import (
     Bodies,
     EpochParams,
     cut,
+    epoch_order,
     grid_tiles,
     sample_groups,
 )
@@ -265,14 +266,20 @@ def train(
     p: TrainParams,
     log: Log = print,
     progress: Callable[[int, str], Any] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[TileNet, list[dict[str, Any]]]:
     """Train the tile network; returns it (eval mode) and the per-epoch history.
 
     ``progress(total, desc)`` makes a progress bar (tqdm-like: ``update``/``close``).
+    ``init`` (a state dict of the same architecture) fine-tunes a trained network
+    instead of starting from random weights: its hard negatives are mined from the
+    first epoch on.
     """
     seed_everything(p.seed, p.threads)
     rng = np.random.default_rng(p.seed)
     model = TileNet(p.net)
+    if init is not None:
+        model.load_state_dict(init)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     k, per_step = p.epoch.group_tiles, p.epoch.bodies_per_step
     steps_per_epoch = max(int(np.ceil(len(train_set) / per_step)), 1)
@@ -281,6 +288,8 @@ def train(
         total = min(total, p.max_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=total, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
+    track_bodies = p.epoch.hard_body_share > 0
+    body_loss: np.ndarray | None = None
     v_which, v_origins, v_labels = grid_tiles(val_set)
     v_kinds = body_kinds(val_set)
     v_good = np.array([m.get("kind") == "good" for m in val_set.metas])
@@ -290,10 +299,14 @@ def train(
     picks: dict[int, tuple[np.ndarray, int]] = {}
     for epoch in range(1, p.epochs + 1):
         t0 = time.perf_counter()
-        if epoch > 1:
+        if epoch > 1 or init is not None:
             hard = hard_negatives(model, train_set, rng, p.epoch.hard_bodies, p.epoch.hard_per_body)
             picks = mil_picks(model, train_set)
-        which, origins, labels, flips, gains = sample_groups(train_set, rng, p.epoch, hard, picks)
+        order = epoch_order(len(train_set), rng, p.epoch, body_loss)
+        which, origins, labels, flips, gains = sample_groups(
+            train_set, rng, p.epoch, hard, picks, order
+        )
+        seen_loss = np.zeros(len(train_set)) if body_loss is None else body_loss.copy()
         n_steps = min(steps_per_epoch, total - step)
         bar = progress(n_steps, f"epoch {epoch}/{p.epochs}") if progress else None
         model.train()
@@ -306,6 +319,12 @@ def train(
             y = torch.from_numpy(labels[sl])
             logits, _ = model(x, bodies=x.shape[0] // k)
             loss = loss_fn(logits, y)
+            if track_bodies:  # each body's loss: the next epoch's hard bodies
+                with torch.no_grad():
+                    tile_loss = nn.functional.cross_entropy(
+                        logits, y, ignore_index=IGNORE, reduction="none"
+                    )
+                seen_loss[which[sl][::k]] = tile_loss.reshape(-1, k).sum(dim=1).numpy()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -316,6 +335,7 @@ def train(
                 bar.update(1)
         if bar is not None:
             bar.close()
+        body_loss = seen_loss if track_bodies else None
         record: dict[str, Any] = {
             "epoch": epoch,
             "loss": float(np.mean(losses)) if losses else None,
