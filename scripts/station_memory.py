@@ -1,8 +1,8 @@
 """Peak memory of the station alone, as it runs on a Pi: ``qc-station run`` without the simulator.
 
 ``qc-station demo`` carries the belt simulator in its own process: the renderer,
-the mask sprites being built and placed, every frame composed and JPEG-compressed
-(`scripts/load.py memory` measures that whole process). None of it exists on a
+the mask sprites being built and placed, every frame composed (`scripts/load.py
+memory` measures that whole process). None of it exists on a
 real line, where frames come from the camera. This measures what a Raspberry Pi
 would hold:
 
@@ -48,6 +48,8 @@ JPEG_QUALITY = 95
 CAPTURE_LEAD_MM = 30.0
 #: How far a mask's leading edge is into the presence band when it fires, mm.
 FIRE_DEPTH_MM = 2.0
+#: A mask whose centre is this far past the camera axis is out of view for good, mm.
+PAST_VIEW_MM = 250.0
 
 
 def _load_script() -> ModuleType:
@@ -85,7 +87,10 @@ def render_belt(out: Path, seconds: float, seed: int) -> dict[str, Any]:
             str(out / f"frame_{k:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
         )
         for m in line.masks:  # sprites past the view are never drawn again
-            if m.sprite is not None and m.center_y_mm(t, line.spawn_y_mm, line.speed) > 250:
+            if (
+                m.sprite is not None
+                and m.center_y_mm(t, line.spawn_y_mm, line.speed) > PAST_VIEW_MM
+            ):
                 m.sprite = None
     (out.parent / "calibration.json").write_text(line.calibration.to_json(), encoding="utf-8")
     return {"frames": frames, "masks": n_masks, "fps": sim.frame_rate_fps}
@@ -142,17 +147,23 @@ port = {port}
 
 
 def measure(config_path: Path, port: int, seconds: float) -> dict[str, Any]:
-    """Run the station, keep one page open, sample its memory; then stop it."""
+    """Run the station, keep one page open, sample its memory; then stop it.
+
+    The station's log goes to ``station.log`` beside the config (a pipe nobody reads
+    would fill and stall it).
+    """
     load = _load_script()
     cmd = [sys.executable, "-m", "station.cli", "run", "--config", str(config_path)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_path = config_path.parent / "station.log"
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     samples: list[float] = []
     try:
         deadline = time.monotonic() + load.STARTUP_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "run failed")
+                raise RuntimeError(f"qc-station run stopped: {log_path.read_text()[-2000:]}")
             try:
                 httpx.get(f"{base_url}/healthz", timeout=0.5)
                 break
@@ -176,6 +187,7 @@ def measure(config_path: Path, port: int, seconds: float) -> dict[str, Any]:
         status = httpx.get(f"{base_url}/api/v1/status", timeout=5).json()
         counts = httpx.get(f"{base_url}/api/v1/counts", timeout=5).json()
         rows = httpx.get(f"{base_url}/api/v1/inspections", params={"limit": 500}, timeout=5)
+        rows.raise_for_status()
         codes = Counter(d["code"] for r in _items(rows.json()) for d in r.get("defects", []))
     finally:
         proc.terminate()
@@ -183,6 +195,7 @@ def measure(config_path: Path, port: int, seconds: float) -> dict[str, Any]:
             proc.wait(timeout=load.STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log_file.close()
     return {
         "seconds": seconds,
         "masks_inspected": status.get("inspected"),
