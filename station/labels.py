@@ -8,7 +8,8 @@ in the training set's folder format, which the training scripts read as they are
 
 Relabelling moves the image to its new folder and appends a new line, so the file
 is an audit trail as well as the index. Lines are appended with fsync: a label the
-page reported as saved survives a power cut.
+page reported as saved survives a power cut. Training reads the folder with
+:func:`vision.training.real.read_labels` (the format is defined there once).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from station.store import utc_now_iso
+from vision.training.real import LABELS_FILE
 from vision.types import DEFECT_CODES
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,6 @@ GOOD = "good"
 STATION_CODES = frozenset({"late", "error", "camera", "model"})
 #: What a supervisor may call an image: ``good`` or a visible defect.
 TRAINING_LABELS: tuple[str, ...] = (GOOD, *(c for c in DEFECT_CODES if c not in STATION_CODES))
-LABELS_FILENAME = "labels.jsonl"
 
 
 def training_dir(data_dir: Path) -> Path:
@@ -97,7 +98,7 @@ class TrainingSetWriter:
 
     @property
     def index_path(self) -> Path:
-        return self.root / LABELS_FILENAME
+        return self.root / LABELS_FILE
 
     def write(
         self,
@@ -169,21 +170,3 @@ class TrainingSetWriter:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
-
-
-def read_index(root: Path) -> dict[str, dict[str, Any]]:
-    """The labels in force: the last line per inspection id wins."""
-    path = Path(root) / LABELS_FILENAME
-    latest: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return latest
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON: {exc}") from exc
-            latest[entry["id"]] = entry
-    return latest

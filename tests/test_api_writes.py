@@ -15,8 +15,8 @@ from helpers.fake_station import FakeStation
 
 from station.api import create_app
 from station.auth import load_or_create_token
-from station.labels import read_index
 from station.store import QCStore
+from vision.training.real import read_labels
 
 TOKEN = "test-supervisor-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -199,7 +199,7 @@ def test_relabelling_moves_the_file_and_the_last_line_wins(
     assert (root / "good" / f"{rec.id}.jpg").is_file()
     assert not (root / "stain" / f"{rec.id}.jpg").exists()
     assert [e["label"] for e in read_jsonl(root / "labels.jsonl")] == ["stain", "good"]
-    assert read_index(root)[rec.id]["label"] == "good"
+    assert read_labels(root)[rec.id]["label"] == "good"
     assert [lab.label for lab in store.label_history(rec.id)] == ["stain", "good"]
     assert store.latest_label(rec.id).note == "reflet"
 
