@@ -63,6 +63,16 @@ RECORD_ALARM_AFTER_S = 1.0
 CLOSE_FLUSH_S = 2.0
 
 
+def _rejected(result: InspectionResult, code: str, message: str) -> InspectionResult:
+    """``result`` turned into a reject, with the reason added to its defects."""
+    return replace(
+        result,
+        verdict="reject",
+        defects=[*result.defects, Defect(code=code, message=message)],
+        message=message,
+    )
+
+
 class Recorder:
     """Writes each settled mask to the store; archives rejects and a sample of accepts.
 
@@ -138,12 +148,7 @@ class Recorder:
         if result.verdict != "accept":
             return result
         self.archive_rejects += 1
-        result = replace(
-            result,
-            verdict="reject",
-            defects=[*result.defects, Defect(code="archive", message=msg)],
-            message=msg,
-        )
+        result = _rejected(result, "archive", msg)
         item.result = result  # under the mask's lock: the actuator fires what we record
         return result
 
@@ -193,12 +198,7 @@ class Recorder:
         if result.verdict != "accept" or self._time_left_s(item) >= COMMIT_ALLOWANCE_S:
             return result
         msg = "verdict reached the QC log at the ejector deadline"
-        result = replace(
-            result,
-            verdict="reject",
-            defects=[*result.defects, Defect(code="late", message=msg)],
-            message=msg,
-        )
+        result = _rejected(result, "late", msg)
         item.result = result
         return result
 
@@ -231,12 +231,7 @@ class Recorder:
         msg = f"QC log write failed: {type(exc).__name__}: {exc}"
         self._last_failure = msg
         if result.verdict == "accept":  # the actuator rejects it: the row must say so
-            result = replace(
-                result,
-                verdict="reject",
-                defects=[*result.defects, Defect(code="late", message=msg)],
-                message=msg,
-            )
+            result = _rejected(result, "late", msg)
         rec = self._build(item, frame, result, raw, ann)
         with self._backlog_lock:
             if len(self._backlog) >= BACKLOG_MAX_ROWS:
