@@ -208,6 +208,8 @@ class Station:
             target = t0 + line.capture_delay_ms / 1000
             wait_s = max(0.0, target - time.monotonic()) + line.frame_wait_ms / 1000
             frame = self.feed.wait_frame_at_or_after(target, wait_s)
+            if frame is not None:
+                frame = frame.developed()  # a simulated frame is rendered only now
             result = self._inspect(frame, ctx)
             self._frames_for[item.mask_id] = frame
             if not self.actuator.settle(item, result):

@@ -7,6 +7,7 @@ import time
 import numpy as np
 from gpiozero import DigitalInputDevice
 
+from station.camera.base import Frame
 from station.config import load_config
 from station.simulator import SimulatedLine, line_timing_ms
 
@@ -48,6 +49,50 @@ def test_camera_frames_are_stamped_when_sampled_and_show_the_mask() -> None:
     assert before <= frame.timestamp_s <= time.monotonic()
     assert frame.image.shape == (1520, 2028, 3) and frame.image.dtype == np.uint8
     assert frame.lores is not None and frame.lores.ndim == 2
+
+
+def test_frames_after_the_first_are_rendered_only_when_developed() -> None:
+    """Photo-eye trigger: a frame nobody inspects costs neither CPU nor 9 MB."""
+    line = make_line(max_masks=1, seed=2, frame_rate_fps=50.0)
+    cam = line.camera
+    cam.open()
+    try:
+        first = cam.read(timeout_s=2.0)
+        pending = [cam.read(timeout_s=2.0) for _ in range(3)]
+    finally:
+        cam.close()
+    assert first is not None and first.image is not None  # builds the renderer at once
+    assert all(f is not None and f.image is None and f.render is not None for f in pending)
+    seqs = [f.seq for f in pending]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    frame = pending[1]
+    developed = frame.developed()
+    assert developed.ok and developed.image.shape == (1520, 2028, 3)
+    assert developed.lores is not None
+    assert (developed.timestamp_s, developed.seq) == (frame.timestamp_s, frame.seq)
+    # The same pixels whenever (and however often) it is developed.
+    assert np.array_equal(frame.developed().image, developed.image)
+
+
+def test_presence_trigger_gets_every_frame_rendered() -> None:
+    cfg = load_config(overrides={"line": {"trigger": "presence"}, "simulator": {"seed": 2}})
+    cam = SimulatedLine(cfg).camera
+    cam.open()
+    try:
+        frames = [cam.read(timeout_s=2.0) for _ in range(2)]
+    finally:
+        cam.close()
+    assert all(f is not None and f.image is not None and f.lores is not None for f in frames)
+
+
+def test_a_frame_whose_render_fails_is_an_error_frame_not_an_exception() -> None:
+    def boom() -> Frame:
+        raise MemoryError("no room for the frame")
+
+    frame = Frame(image=None, timestamp_s=1.0, seq=7, source="simulator", render=boom)
+    out = frame.developed()
+    assert out.image is None and not out.ok and (out.seq, out.timestamp_s) == (7, 1.0)
+    assert out.error is not None and "MemoryError" in out.error
 
 
 def test_same_seed_same_masks() -> None:

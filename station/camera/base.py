@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
@@ -46,6 +46,10 @@ class Frame:
         error: why ``image`` is ``None``, e.g. ``"cannot decode frame.jpg"``.
         source: name of the source that produced the frame.
         path: the file the frame was read from, for replayed folders.
+        render: set by a source that makes its pixels on demand (the simulator
+            renders only the frames the station inspects: a frame nobody looks at
+            costs no CPU and no 9 MB). Such a frame has ``image=None`` until
+            :meth:`developed` is called.
     """
 
     image: np.ndarray | None
@@ -55,11 +59,32 @@ class Frame:
     error: str | None = None
     source: str = ""
     path: str | None = None
+    render: Callable[[], Frame] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         """True when the frame carries a usable image."""
         return self.image is not None and self.error is None
+
+    def developed(self) -> Frame:
+        """This frame with its pixels: itself, or the frame its source renders now.
+
+        A render that fails gives a frame with ``error`` set (so the mask gets an
+        ``error`` verdict and is rejected), never an exception.
+        """
+        if self.render is None:
+            return self
+        try:
+            return self.render()
+        except Exception as exc:  # a frame, not a crash, for every read
+            logger.exception("rendering frame %d failed", self.seq)
+            return Frame(
+                None,
+                self.timestamp_s,
+                self.seq,
+                error=f"frame render failed: {type(exc).__name__}: {exc}",
+                source=self.source,
+            )
 
 
 class CameraSource(ABC):

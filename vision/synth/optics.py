@@ -169,12 +169,22 @@ def finish_rows(
     return cv2.convertScaleAbs(out)
 
 
+def jpeg_encode(frame: np.ndarray, look: LookParams) -> np.ndarray | None:
+    """The frame as the look's JPEG bytes; None if the look has no JPEG step.
+
+    Apart from :func:`jpeg_roundtrip` so that a caller can drop the raw frame
+    (9 MB at 2028 × 1520) before the decoded one is made.
+    """
+    if look.jpeg_quality is None:
+        return None
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(look.jpeg_quality)])
+    return buf if ok else None
+
+
 def jpeg_roundtrip(frame: np.ndarray, look: LookParams) -> np.ndarray:
     """The frame through the look's JPEG compression, if it has one."""
-    if look.jpeg_quality is None:
-        return frame
-    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(look.jpeg_quality)])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else frame
+    buf = jpeg_encode(frame, look)
+    return frame if buf is None else cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
 def finish(

@@ -27,7 +27,7 @@ from vision.synth.optics import (
     finish,
     finish_rows,
     gain_key,
-    jpeg_roundtrip,
+    jpeg_encode,
     light_gain_field,
     make_noise_bank,
 )
@@ -189,7 +189,10 @@ class Renderer:
             frame[core] = finish_rows(
                 radiance, core, rows, look, noise, self._noise, gain.rows(rows.start, rows.stop)
             )
-        frame = jpeg_roundtrip(frame, look)
+        encoded = jpeg_encode(frame, look)
+        if encoded is not None:
+            del frame  # the raw frame goes before the decoded one is made
+            frame = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
         truths = [
             self._truth(p.placement)
             for p, hit in zip(pastes, seen, strict=True)
