@@ -25,6 +25,7 @@ from station.events import EventBus, attach_store
 from station.labels import TrainingSetWriter, training_dir
 from station.store import QCStore, StoreError
 
+from .cache import ResponseCache
 from .dependencies import StationView
 from .i18n import WEB_DIR, load_locales, render_pages
 from .images import ImageResolver
@@ -174,6 +175,9 @@ def create_app(
 
     app.add_exception_handler(StoreError, _store_unavailable)
     app.add_exception_handler(sqlite3.Error, _store_unavailable)
+    app.add_middleware(
+        ResponseCache, ttl_ms=settings.response_cache_ms, generation=lambda: store.writes
+    )
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -30,6 +30,8 @@ class ApiSettings:
         max_event_clients: concurrent SSE streams; more get 503.
         sse_keepalive_s: comment lines keep idle SSE connections (and proxies) open.
         cors_origins: origins allowed to call the API from a browser; none by default.
+        response_cache_ms: how long identical polled GETs share one answer
+            (:mod:`station.api.cache`); 0 turns the sharing off.
     """
 
     max_body_bytes: int = 64 * 1024
@@ -40,6 +42,7 @@ class ApiSettings:
     max_event_clients: int = 32
     sse_keepalive_s: float = 15.0
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    response_cache_ms: float = 500.0
 
     def __post_init__(self) -> None:
         hours = self.shift_start_hours

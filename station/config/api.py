@@ -37,6 +37,13 @@ class ApiConfig(Section):
         default_factory=list,
         description="Browser origins allowed to call the API; none by default.",
     )
+    response_cache_ms: float = Field(
+        default=500.0,
+        ge=0,
+        le=10000,
+        description="Identical polled GETs (status, counts, inspections, SPC, specs, "
+        "batches) within this many ms share one answer; any write starts afresh. 0: off.",
+    )
 
     @field_validator("shift_start_hours")
     @classmethod

@@ -73,6 +73,9 @@ class QCStore(AnalyticsMixin, LabelsMixin):
         self._local = threading.local()
         self._closed = False
         self._listeners: list[RecordListener] = []
+        #: Transactions this object committed: readers that keep answers (the API's
+        #: response cache) start afresh when it changes.
+        self.writes = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         try:
@@ -171,6 +174,7 @@ class QCStore(AnalyticsMixin, LabelsMixin):
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self.writes += 1
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
