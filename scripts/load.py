@@ -278,6 +278,10 @@ def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
         s0, t0 = status(demo), time.monotonic()
         time.sleep(args.seconds)
         s1, t1 = status(demo), time.monotonic()
+        if args.client_nice:
+            # The supervisors' pages run on tablets and PCs, not on the station: here
+            # they share its 2 cores, so they yield them to it as remote clients would.
+            os.nice(args.client_nice)
         stats = asyncio.run(drive_clients(demo.base_url, args.clients, args.seconds))
         s2, t2 = status(demo), time.monotonic()
         time.sleep(args.settle_s)  # masks triggered under load reach their ejector
@@ -289,6 +293,7 @@ def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "clients": args.clients,
+        "client_nice": args.client_nice,
         "seconds": args.seconds,
         "requests": stats.requests,
         "request_failures": stats.failures,
@@ -439,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--seconds", type=float, default=60.0, help="each window: idle, then load")
     p.add_argument("--settle-s", type=float, default=5.0)
+    p.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="niceness of the clients (19: they stand in for remote pages and yield the "
+        "station's cores; 0: they compete with it)",
+    )
     p.set_defaults(run=cmd_load)
     p = sub.add_parser("memory", help="peak RSS with the supervisor page open")
     p.add_argument("--seconds", type=float, default=120.0)

@@ -8,6 +8,7 @@ the SQLite file, the HTTP server) is closed by :meth:`Runtime.close`.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -373,7 +374,25 @@ def _serve(rt: Runtime) -> None:
             timeout_graceful_shutdown=2,
         )
     )
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread = threading.Thread(
+        target=_serve_lowered, args=(server, rt.config.api.thread_nice), name="api", daemon=True
+    )
     thread.start()
     rt.server, rt.server_thread = server, thread
     rt.url = f"http://{rt.config.api.host}:{rt.config.api.port}/"
+
+
+def _serve_lowered(server: Any, nice: int) -> None:
+    """Run the API server at a lower scheduling priority than the inspection.
+
+    On Linux the niceness is a thread's own, and threads inherit it from the thread
+    that starts them: the server's worker threads run lowered too, while the camera,
+    inspection and ejector threads keep the station's priority.
+    """
+    if nice > 0 and hasattr(os, "setpriority"):
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+        except OSError as exc:
+            log.warning("API threads keep the station's priority: %s", exc)
+    server.run()

@@ -213,3 +213,32 @@ def test_unconfirmed_reject_faults_red_until_the_ejector_answers(scene) -> None:
     finally:
         station.stop()
         io.close()
+
+
+def test_api_threads_run_below_the_inspection_priority() -> None:
+    """The API server thread (and the threads it starts) is niced; its starter is not."""
+    import os
+    import threading
+
+    from station.runtime import _serve_lowered
+
+    seen: dict[str, int] = {}
+
+    class Server:
+        def run(self) -> None:
+            seen["server"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+            def child() -> None:
+                seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+            worker = threading.Thread(target=child)
+            worker.start()
+            worker.join()
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=_serve_lowered, args=(Server(), 7))
+    thread.start()
+    thread.join()
+    want = min(base + 7, 19)
+    assert seen == {"server": want, "worker": want}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

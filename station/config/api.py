@@ -37,6 +37,14 @@ class ApiConfig(Section):
         default_factory=list,
         description="Browser origins allowed to call the API; none by default.",
     )
+    thread_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness added to the API's threads (Linux schedules threads apart; "
+        "the threads the server starts inherit it): pages never take the CPU from a mask "
+        "on its way to the ejector. 0: same priority as the inspection.",
+    )
     response_cache_ms: float = Field(
         default=500.0,
         ge=0,
