@@ -141,14 +141,16 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[k]
 
 
-def latencies(demo: Demo, since_mono_s: float, until_mono_s: float) -> dict[str, Any]:
-    """Inspection figures of the masks triggered in a window, from the demo's QC log."""
+def latencies(demo: Demo, windows: list[tuple[float, float]]) -> dict[str, Any]:
+    """Inspection figures of the masks triggered in the windows, from the demo's QC log."""
+    rows: list[Any] = []
     with demo.db() as db:
-        rows = db.execute(
-            "SELECT latency_ms, stage_ms_json, defects_json FROM inspections"
-            " WHERE t0_mono_s >= ? AND t0_mono_s < ?",
-            (since_mono_s, until_mono_s),
-        ).fetchall()
+        for since_mono_s, until_mono_s in windows:
+            rows += db.execute(
+                "SELECT latency_ms, stage_ms_json, defects_json FROM inspections"
+                " WHERE t0_mono_s >= ? AND t0_mono_s < ?",
+                (since_mono_s, until_mono_s),
+            ).fetchall()
     pipeline = [json.loads(s).get("total") for _, s, _ in rows]
     pipeline_ms = [p for p in pipeline if p is not None]
     decision_ms = [lat for lat, _, _ in rows if lat is not None]
@@ -176,6 +178,13 @@ class ClientStats:
         self.failures += 1
         if len(self.errors) < 10:
             self.errors.append(what)
+
+    def add(self, other: ClientStats) -> None:
+        self.requests += other.requests
+        self.failures += other.failures
+        self.sse_events += other.sse_events
+        self.sse_failures += other.sse_failures
+        self.errors += other.errors[: max(0, 10 - len(self.errors))]
 
 
 async def _poller(client: httpx.AsyncClient, stats: ClientStats, stop_at: float) -> None:
@@ -270,41 +279,65 @@ def _wait_first_masks(demo: Demo, count: int, timeout_s: float) -> None:
 
 # -- sub-commands -----------------------------------------------------------------------
 def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
-    """Same demo, same length: a window without clients, then one with ``clients``."""
+    """Same demo, same length: windows without clients, each followed by one with them.
+
+    With ``rounds`` > 1 the pair repeats and the masks of all windows of a kind are
+    pooled: with ~30 masks a window, one window's p99 is its slowest mask.
+    """
     # The default cap of open event streams (32) is below the benchmark's 50 clients.
     config = f"[api]\nmax_event_clients = {args.clients + 8}\n"
+    rounds = max(1, int(getattr(args, "rounds", 1)))
+    nice = int(getattr(args, "client_nice", 0))
+    stats = ClientStats()
+    idle_windows: list[tuple[float, float]] = []
+    load_windows: list[tuple[float, float]] = []
+    idle_delta: dict[str, int] = {}
+    load_delta: dict[str, int] = {}
+    settling = 0
     with run_demo(config, seed=args.seed) as demo:
         _wait_first_masks(demo, 2, STARTUP_TIMEOUT_S)
-        s0, t0 = status(demo), time.monotonic()
-        time.sleep(args.seconds)
-        s1, t1 = status(demo), time.monotonic()
-        if args.client_nice:
+        if nice:
             # The supervisors' pages run on tablets and PCs, not on the station: here
             # they share its 2 cores, so they yield them to it as remote clients would.
-            os.nice(args.client_nice)
-        stats = asyncio.run(drive_clients(demo.base_url, args.clients, args.seconds))
-        s2, t2 = status(demo), time.monotonic()
-        time.sleep(args.settle_s)  # masks triggered under load reach their ejector
-        s3 = status(demo)
-        idle, loaded = latencies(demo, t0, t1), latencies(demo, t1, t2)
+            os.nice(nice)
+        for _ in range(rounds):
+            s0, t0 = status(demo), time.monotonic()
+            time.sleep(args.seconds)
+            s1, t1 = status(demo), time.monotonic()
+            stats.add(asyncio.run(drive_clients(demo.base_url, args.clients, args.seconds)))
+            s2, t2 = status(demo), time.monotonic()
+            time.sleep(args.settle_s)  # masks triggered under load reach their ejector
+            s3 = status(demo)
+            idle_windows.append((t0, t1))
+            load_windows.append((t1, t2))
+            _add(idle_delta, _status_delta(s0, s1))
+            _add(load_delta, _status_delta(s1, s3))
+            settling += _status_delta(s2, s3)["inspected"]
+        idle, loaded = latencies(demo, idle_windows), latencies(demo, load_windows)
     ratio = {
         k: round(loaded[k] / idle[k], 3) if idle[k] and loaded[k] else None
         for k in ("pipeline_p99_ms", "capture_to_decision_p99_ms")
     }
     return {
         "clients": args.clients,
-        "client_nice": args.client_nice,
+        "client_nice": nice,
         "seconds": args.seconds,
+        "rounds": rounds,
         "requests": stats.requests,
         "request_failures": stats.failures,
         "sse_events_received": stats.sse_events,
         "errors": stats.errors,
-        "without_load": {**idle, **_status_delta(s0, s1)},
-        "with_load": {**loaded, **_status_delta(s1, s3)},
+        "without_load": {**idle, **idle_delta},
+        "with_load": {**loaded, **load_delta},
         "p99_ratio_with_to_without": ratio,
-        "late_decisions_under_load": _status_delta(s1, s3)["late"],
-        "ignored_masks_settling": _status_delta(s2, s3)["inspected"],
+        "late_decisions_under_load": load_delta["late"],
+        "ignored_masks_settling": settling,
     }
+
+
+def _add(total: dict[str, int], delta: dict[str, int]) -> None:
+    for key, value in delta.items():
+        total[key] = total.get(key, 0) + value
 
 
 def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -417,7 +450,7 @@ def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(args.sample_s)
             in_flight.append(int(status(demo).get("in_flight", 0)))
         end, t_end = status(demo), time.monotonic()
-        window = latencies(demo, t_start, t_end)
+        window = latencies(demo, [(t_start, t_end)])
     delta = _status_delta(start, end)
     half = len(in_flight) // 2
     return {
@@ -444,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--seconds", type=float, default=60.0, help="each window: idle, then load")
     p.add_argument("--settle-s", type=float, default=5.0)
+    p.add_argument("--rounds", type=int, default=1, help="idle/load window pairs, pooled")
     p.add_argument(
         "--client-nice",
         type=int,

@@ -34,7 +34,9 @@ def load_script() -> ModuleType:
 
 def test_ten_clients_for_ten_seconds_no_request_fails() -> None:
     load = load_script()
-    args = argparse.Namespace(clients=10, seconds=10.0, settle_s=3.0, seed=3)
+    args = argparse.Namespace(
+        clients=10, seconds=10.0, settle_s=3.0, seed=3, rounds=1, client_nice=0
+    )
     result = load.cmd_load(args)
     assert result["request_failures"] == 0, result["errors"]
     assert result["requests"] > 10 * len(load.POLLED_PATHS)
