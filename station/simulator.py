@@ -27,6 +27,7 @@ from vision.synth import (
     LookParams,
     MaskParams,
     MaskSprite,
+    Placement,
     Renderer,
     SimCamera,
     sample_look,
@@ -286,6 +287,15 @@ class SimulatedLine:
 
     # -- what the camera sees -------------------------------------------------------
     def render_at(self, t_s: float, rng: np.random.Generator) -> np.ndarray:
+        return self.render(self.placements_at(t_s), t_s, rng)
+
+    def placements_at(self, t_s: float) -> list[Placement]:
+        """The masks in view at ``t_s``, with their sprites.
+
+        Taken when a frame is sampled: a frame rendered later (on demand) must show
+        the belt as it was then, even once the belt thread has dropped the sprite of
+        a mask that has left the view since.
+        """
         with self._lock:
             placed = [
                 m.sprite.placed(
@@ -297,9 +307,14 @@ class SimulatedLine:
                 for m in self.masks
                 if m.sprite is not None
             ]
-        visible = [p for p in placed if abs(p.center_mm[1]) < _VIEW_MARGIN_MM]
+        return [p for p in placed if abs(p.center_mm[1]) < _VIEW_MARGIN_MM]
+
+    def render(
+        self, placements: list[Placement], t_s: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The camera frame of ``placements`` on the belt as it was at ``t_s``."""
         belt_offset_mm = (t_s - self._t_start) * self.speed
-        image, _truth = self.renderer.compose(visible, self.look, rng, belt_offset_mm)
+        image, _truth = self.renderer.compose(placements, self.look, rng, belt_offset_mm)
         return image
 
 
@@ -403,19 +418,20 @@ class SimulatedCamera(CameraSource):
         t = time.monotonic()
         self._next_s = max(self._next_s + self.period_s, t)
         self._seq += 1
+        placements = self.line.placements_at(t)
         if self.lazy and self._seq > 1:
             return Frame(
                 image=None,
                 timestamp_s=t,
                 seq=self._seq,
                 source=self.name,
-                render=partial(self._render, t, self._seq),
+                render=partial(self._render, placements, t, self._seq),
             )
-        return self._render(t, self._seq)
+        return self._render(placements, t, self._seq)
 
-    def _render(self, t_s: float, seq: int) -> Frame:
+    def _render(self, placements: list[Placement], t_s: float, seq: int) -> Frame:
         rng = np.random.default_rng([self._noise_seed, seq])
-        image = self.line.render_at(t_s, rng)
+        image = self.line.render(placements, t_s, rng)
         return Frame(
             image=image,
             timestamp_s=t_s,

@@ -74,6 +74,31 @@ def test_frames_after_the_first_are_rendered_only_when_developed() -> None:
     assert np.array_equal(frame.developed().image, developed.image)
 
 
+def test_a_frame_developed_late_shows_the_belt_as_it_was_when_sampled() -> None:
+    """The belt drops a sprite once its mask has left the view; a frame sampled while
+    the mask was in view must still show it when developed after that."""
+    line = make_line(max_masks=1, seed=4, belt_speed_mm_s=20.0)
+    cam = line.camera
+    cam.open()
+    try:
+        cam.read(timeout_s=2.0)  # the first frame is rendered at once (builds the renderer)
+        line.masks.append(line._new_mask(0, 0.0))
+        mask = line.masks[0]
+        # The mask's centre under the camera now (the belt barely moves at 20 mm/s).
+        mask.enter_s = time.monotonic() - (0.0 - line.spawn_y_mm) / line.speed
+        stub = cam.read(timeout_s=2.0)
+    finally:
+        cam.close()
+    assert stub is not None and stub.image is None
+    mask.sprite = None  # what the belt thread does once the mask is out of view
+    shown = stub.developed()
+    line.masks.clear()
+    empty = line.render_at(stub.timestamp_s, np.random.default_rng(0))
+    assert shown.ok
+    differs = np.abs(shown.image.astype(np.int16) - empty).max(axis=2) > 40
+    assert differs.mean() > 0.05  # a mask covers a good part of the view
+
+
 def test_presence_trigger_gets_every_frame_rendered() -> None:
     cfg = load_config(overrides={"line": {"trigger": "presence"}, "simulator": {"seed": 2}})
     cam = SimulatedLine(cfg).camera
