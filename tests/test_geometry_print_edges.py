@@ -100,10 +100,10 @@ def test_seam_row_is_the_row_that_pulses_not_a_print_line() -> None:
         tuple(k * length for k in range(4)),
         tuple((k + 1) * length for k in range(4)),
     )
-    with_pulses = locate_rows(per, s, SPEC.seam, SeamParams())
+    with_pulses, _ = locate_rows(per, s, SPEC.seam, SeamParams())
     assert all(f is not None and abs(f[1] - 5.0) < 0.5 for f in with_pulses)
     # Without the along-row pulsing the narrow print stripe wins (the old failure).
-    thin_only = locate_rows(per, s, SPEC.seam, replace(SeamParams(), stitch_energy_weight=0.0))
+    thin_only, _ = locate_rows(per, s, SPEC.seam, replace(SeamParams(), stitch_energy_weight=0.0))
     assert all(f is None or abs(f[1] - 5.0) > 2.0 for f in thin_only)
 
 

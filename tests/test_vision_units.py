@@ -11,6 +11,7 @@ from vision.rectify import Pose, RectifyParams, build_map, rectify
 from vision.robust import median
 from vision.seam_band import grouped_median_u8, side_point_mask, thin_line
 from vision.stitch_signal import bare_runs, line_fit, peaks_2d, pick_period, runs, spectrum
+from vision.stitching import SeamParams
 from vision.synth import SimCamera
 
 
@@ -69,12 +70,13 @@ def _pulses(period: float, n: int, gap: float, rng: np.random.Generator) -> np.n
     return (phase < gap / period).astype(float) + 0.2 * rng.standard_normal(n)
 
 
+@pytest.mark.parametrize("harmonics", [2, 3])
 @pytest.mark.parametrize("period", [6.0, 12.5, 22.0])
-def test_pick_period_finds_the_fundamental(period: float) -> None:
+def test_pick_period_finds_the_fundamental(period: float, harmonics: int) -> None:
     rng = np.random.default_rng(0)
     size = 8192
     power = spectrum(_pulses(period, 900, 2.0, rng), size)
-    found, score_ = pick_period(power, size, 5.0, 30.0, 3)
+    found, score_ = pick_period(power, size, 5.0, 30.0, harmonics)
     assert found == pytest.approx(period, rel=0.01)
     assert score_ > 1
 
@@ -87,6 +89,26 @@ def test_pick_period_ignores_a_lone_beat() -> None:
     signal = 0.6 * _pulses(12.0, n, 2.0, rng) + 1.0 * np.sin(2 * np.pi * t / 23.0)
     found, _ = pick_period(spectrum(signal, size), size, 5.0, 30.0, 3)
     assert found == pytest.approx(12.0, rel=0.01)
+
+
+def test_pick_period_short_stitch_not_read_one_and_a_half_times_longer() -> None:
+    """A 1.31 mm stitch (6.55 px) has its third line beyond the sampling limit; weak
+    lines at 1.5× its period (the renderer's beats) then gave that longer period
+    three lines in range, the third on the stitch's second (tuning ``s8008/0192``,
+    read 1.98 mm and accepted). Scored on two lines, as the seams are, it is not."""
+    rng = np.random.default_rng(2)
+    n, size = 900, 8192
+    t = np.arange(n)
+    period = 6.55
+    signal = _pulses(period, n, 2.0, rng)
+    signal += 0.2 * np.sin(2 * np.pi * t / (1.5 * period))
+    signal += 0.2 * np.sin(2 * np.pi * t / (0.75 * period))
+    power = spectrum(signal, size)
+    harmonics = SeamParams().pitch_harmonics
+    found, _ = pick_period(power, size, 5.0, 30.0, harmonics)
+    assert found == pytest.approx(period, rel=0.01)
+    # With a third line counted absent beyond the limit, the longer period won.
+    assert pick_period(power, size, 5.0, 30.0, 3)[0] == pytest.approx(1.5 * period, rel=0.01)
 
 
 def test_runs_and_bare_runs() -> None:

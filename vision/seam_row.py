@@ -10,6 +10,7 @@ along that row (stitch length, gaps) is :mod:`vision.stitching`.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from vision.edges import SIDES, BodyFrame
 from vision.rectify import Rectified
 from vision.seam_band import extract_band, thin_line
 from vision.spec import SeamSpec
-from vision.stitch_signal import line_fit, peaks_2d
+from vision.stitch_signal import peaks_2d
 
 if TYPE_CHECKING:
     from vision.stitching import SeamParams
@@ -71,8 +72,19 @@ def perimeter(rect: Rectified, body: BodyFrame, seam: SeamSpec, params: SeamPara
 
 def locate_rows(
     per: Perimeter, s: float, seam: SeamSpec, params: SeamParams
-) -> list[tuple[np.ndarray, float, float] | None]:
-    """Per side: chunk offsets (t, d) and the seam's line d = a + b·t; None: no seam."""
+) -> tuple[list[SideLine | None], list[SideLine | None]]:
+    """Per side: chunk offsets (t, d) and the seam's line d = a + b·t (None: no seam),
+    and a second candidate line where the row that pulses disagrees with it.
+
+    The first is the row where thin-line relief plus pulsing is strongest. The second
+    keeps, in every chunk where some row clearly pulses along itself (needle holes),
+    only the rows near that pulsing: a light sliver of cloth between the edge and a
+    stripe, or a print stripe parallel to the side, has more relief than a thread of
+    nearly the cloth's colour but does not pulse. Pulsing alone is not trusted either
+    (a print motif can pulse more than a seam whose thread differs from the cloth in
+    hue only): :func:`vision.stitching.analyse_seams` keeps the candidate whose stitch
+    spectrum is the more regular.
+    """
     ref = mm_to_px(params.reference_mm, s)
     nominal = seam.offset_mm.nominal
     cw = mm_to_px(params.chunk_mm, s)
@@ -88,44 +100,122 @@ def locate_rows(
         starts += [j0 + k * cw for k in range(n)]
         owner += [i] * n
     if not starts:
-        return [None] * len(SIDES)
+        return [None] * len(SIDES), [None] * len(SIDES)
     st_idx = np.asarray(starts)
     # Chunk means of every row from one integral image (exact in int32): a tenth of
     # the time of a float cumulative sum along the rows.
     integral = cv2.integral(np.ascontiguousarray(per.line[first:last]), sdepth=cv2.CV_32S)
     cum_rows = integral[:, st_idx + cw] - integral[:, st_idx]
     chunks = (cum_rows[1:] - cum_rows[:-1]).astype(np.float32) / np.float32(cw)
-    if params.stitch_energy_weight > 0:
-        chunks = chunks + params.stitch_energy_weight * _stitch_energy(
-            per, first, last, st_idx, cw, ref, s, params
-        )
-    rows, snr = peaks_2d(chunks)
     centre = st_idx + cw / 2
     cols = np.arange(per.line.shape[1])
     edge = np.interp(centre, cols, per.edge_row)
-    offs_all = np.stack([np.interp(centre, cols, per.t_mm), (first + rows - edge) * s], 1)
-    good = snr >= params.min_chunk_snr
+    # The rows searched span every side's edge row (the residual rotation moves it
+    # along a side, and the four sides differ): each chunk's own search window is
+    # measured from its own edge, or a light sliver of cloth between the edge and a
+    # dark stripe, closer to the edge than ``band_start_mm``, could be taken for the
+    # thread.
+    depth_mm = (first + np.arange(chunks.shape[0])[:, None] - edge[None, :]) * s
+    outside = (depth_mm < params.band_start_mm) | (
+        depth_mm > seam.offset_mm.hi + params.band_extra_mm
+    )
+    chunks[outside] = 0.0
+    t_centre = np.interp(centre, cols, per.t_mm)
     owner_arr = np.asarray(owner)
-    out: list[tuple[np.ndarray, float, float] | None] = []
-    for i in range(len(SIDES)):
-        n_side = int((owner_arr == i).sum())
-        offs = offs_all[(owner_arr == i) & good]
-        if len(offs) < 3:
+    if params.stitch_energy_weight <= 0:
+        rows, snr = peaks_2d(chunks)
+        offs = np.stack([t_centre, (first + rows - edge) * s], 1)
+        return _side_lines(offs, snr >= params.min_chunk_snr, owner_arr, params), [None] * len(
+            SIDES
+        )
+    energy = _stitch_energy(per, first, last, st_idx, cw, ref, s, params)
+    energy[outside] = 0.0
+    score = chunks + params.stitch_energy_weight * energy
+    rows, snr = peaks_2d(score)
+    offs = np.stack([t_centre, (first + rows - edge) * s], 1)
+    main = _side_lines(offs, snr >= params.min_chunk_snr, owner_arr, params)
+    # Rows away from every clearly pulsing row of their chunk are ruled out: first
+    # only checked at each chunk's row found above (most seams: it pulses, and there
+    # is nothing more to do).
+    peak = energy.max(axis=0)
+    pulsing = peak >= params.min_pulse_levels
+    reach = mm_to_px(params.pulse_reach_mm, s)
+    k = np.clip(np.round(rows).astype(np.intp), 0, energy.shape[0] - 1)
+    around = np.clip(k[None, :] + np.arange(-reach, reach + 1)[:, None], 0, energy.shape[0] - 1)
+    pulse_at_row = energy[around, np.arange(energy.shape[1])[None, :]].max(axis=0)
+    moved = pulsing & (pulse_at_row < params.pulse_share * peak)
+    # Only sides where most pulsing chunks put the seam elsewhere offer a second line.
+    n_pulsing = np.bincount(owner_arr, pulsing, minlength=len(SIDES))
+    n_moved = np.bincount(owner_arr, moved, minlength=len(SIDES))
+    sides = [
+        i for i in range(len(SIDES)) if n_moved[i] > params.pulse_side_share * n_pulsing[i] > 0
+    ]
+    if not sides:
+        return main, [None] * len(SIDES)
+    near = cv2.dilate(energy, np.ones((2 * reach + 1, 1), np.uint8))
+    ruled_out = pulsing[None, :] & (near < params.pulse_share * peak[None, :])
+    # A chunk's pulsing is its evidence here (the thread may have hardly any relief,
+    # so its row need not stand out of the thin-line response).
+    rows_p, _ = peaks_2d(np.where(ruled_out, np.float32(0.0), score))
+    offs_p = np.stack([t_centre, (first + rows_p - edge) * s], 1)
+    return main, _side_lines(offs_p, pulsing, owner_arr, params, sides)
+
+
+#: Chunk offsets (t, d) of one side's seam and its line d = a + b·t.
+SideLine = tuple[np.ndarray, float, float]
+
+
+def _side_lines(
+    offs_all: np.ndarray,
+    good: np.ndarray,
+    owner: np.ndarray,
+    params: SeamParams,
+    sides: list[int] | None = None,
+) -> list[SideLine | None]:
+    """Per side (of ``sides``; all by default), a robust straight line through the
+    seam rows of the ``good`` chunks (None: too few chunks agree, or not asked).
+
+    A side has a few dozen chunks at most: the fit runs on Python floats, because
+    NumPy's per-call overhead on such arrays made the loop of fits per side cost a
+    quarter of a millisecond per mask.
+    """
+    n_sides = len(SIDES)
+    bounds = np.searchsorted(owner, np.arange(n_sides + 1)).tolist()
+    t_all, d_all, ok_all = offs_all[:, 0].tolist(), offs_all[:, 1].tolist(), good.tolist()
+    resid, dev = params.max_row_residual_mm, params.max_chunk_deviation_mm
+    out: list[SideLine | None] = []
+    for i in range(n_sides):
+        a, b = bounds[i], bounds[i + 1]
+        idx = [j for j in range(a, b) if ok_all[j]]
+        if (sides is not None and i not in sides) or len(idx) < 3:
             out.append(None)
             continue
-        slope, icpt = 0.0, float(np.median(offs[:, 1]))
-        keep = np.ones(len(offs), bool)
+        t = [t_all[j] for j in idx]
+        d = [d_all[j] for j in idx]
+        slope, icpt = 0.0, statistics.median(d)
+        n_keep = len(d)
         for _ in range(3):
-            keep = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_row_residual_mm
-            if keep.sum() < 3:
+            keep = [k for k in range(len(d)) if abs(d[k] - (icpt + slope * t[k])) <= resid]
+            n_keep = len(keep)
+            if n_keep < 3:
                 break
-            icpt, slope = line_fit(offs[keep, 0], offs[keep, 1])
-        if keep.sum() < max(3, params.min_chunk_share * n_side):
+            icpt, slope = _line_fit_py([t[k] for k in keep], [d[k] for k in keep])
+        if n_keep < max(3, params.min_chunk_share * (b - a)):
             out.append(None)
             continue
-        near = np.abs(offs[:, 1] - (icpt + slope * offs[:, 0])) <= params.max_chunk_deviation_mm
-        out.append((offs[near], icpt, slope))
+        near = [j for j in idx if abs(d_all[j] - (icpt + slope * t_all[j])) <= dev]
+        out.append((offs_all[near], icpt, slope))
     return out
+
+
+def _line_fit_py(x: list[float], y: list[float]) -> tuple[float, float]:
+    """Least-squares ``y = a + b·x`` (intercept, slope) of a few points, in Python
+    floats (:func:`vision.stitch_signal.line_fit` for arrays)."""
+    n = len(x)
+    xm, ym = sum(x) / n, sum(y) / n
+    var = sum((v - xm) ** 2 for v in x)
+    b = sum((u - xm) * (v - ym) for u, v in zip(x, y, strict=True)) / var if var > 0 else 0.0
+    return ym - b * xm, b
 
 
 def _stitch_energy(

@@ -34,25 +34,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from vision.edges import SIDES, BodyFrame
 from vision.rectify import Rectified
-from vision.seam_band import (
-    grouped_median_u8,
-    side_length,
+from vision.seam_band import side_length
+from vision.seam_measure import Measured, measure_rows
+from vision.seam_row import (
+    Perimeter,
+    SideLine,
+    fallback_line,
+    locate_rows,
+    perimeter,
 )
-from vision.seam_row import Perimeter, fallback_line, locate_rows, mm_to_px, perimeter
 from vision.spec import SeamSpec
-from vision.stitch_signal import (
-    PulseParams,
-    StitchPulses,
-    bare_runs,
-    pick_period,
-    spectrum,
-    thread_presence,
-)
+from vision.stitch_signal import PulseParams, pick_period
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +73,16 @@ class SeamParams:
     #: Weight of the seam row's along-row pulsing (needle holes, :func:`_stitch_energy`)
     #: added to its thin-line response when the row is searched.
     stitch_energy_weight: float = 0.5
+    #: A chunk where some row pulses this much (grey levels, :func:`_stitch_energy`)…
+    min_pulse_levels: float = 1.5
+    #: …offers a second seam-row candidate among the rows within this distance of a
+    #: row pulsing at least this share of its strongest (the row search's other
+    #: candidate, :func:`vision.seam_row.locate_rows`).
+    pulse_reach_mm: float = 0.4
+    pulse_share: float = 0.5
+    #: …on a side where more than this share of the pulsing chunks' rows are away
+    #: from their pulsing (most of them: a motif here and there is not a seam).
+    pulse_side_share: float = 0.5
     #: Scales of the along-row band-pass of that pulsing.
     stitch_fine_mm: float = 0.6
     stitch_coarse_mm: float = 1.8
@@ -94,7 +100,13 @@ class SeamParams:
     pitch_min_ratio: float = 0.4
     pitch_max_ratio: float = 2.4
     #: Spectral lines (the stitch frequency and its multiples) that score a candidate.
-    pitch_harmonics: int = 3
+    #: Two, not three: a short stitch's third line lies beyond the sampling limit
+    #: (0.4 cycles/px: under 1.5 mm at 0.2 mm/px) and counted as absent, so a period
+    #: 1.5× too long, whose three lines all fall in range (its third on the stitch's
+    #: second), outscored it (a 1.31 mm stitch read as 1.98 mm and accepted). With two
+    #: lines every stitch of the search range is scored on lines it can show; a beat
+    #: or a print period is still a lone line.
+    pitch_harmonics: int = 2
     #: Thread presence is averaged over this length along the seam…
     presence_window_mm: float = 0.8
     #: …and below this share of the contrast a thread would give there is none.
@@ -162,7 +174,7 @@ def analyse_seams(
     """
     s = rect.mm_per_px
     per = perimeter(rect, body, seam, params)
-    found = locate_rows(per, s, seam, params)
+    found, alternative = locate_rows(per, s, seam, params)
     fallback = [False] * len(SIDES)
     for i in range(len(SIDES)):
         if found[i] is None:
@@ -192,7 +204,7 @@ def analyse_seams(
         side_list.append(np.full(len(cols), i))
     results: dict[str, SeamSide] = {}
     if col_list:
-        measured = _measure_all(
+        measured = measure_rows(
             per,
             np.concatenate(col_list),
             np.concatenate(row_list),
@@ -203,6 +215,7 @@ def analyse_seams(
         )
     else:
         measured = {}
+    _choose_rows(per, s, seam, params, spans, found, alternative, fallback, offset, measured)
     for i, side in enumerate(SIDES):
         t0, t1, _j0, _j1 = spans[i]
         length = side_length(body, side)
@@ -258,125 +271,42 @@ def analyse_seams(
     return results
 
 
-def _measure_all(
+def _choose_rows(
     per: Perimeter,
-    cols: np.ndarray,
-    rows: np.ndarray,
-    side_of: np.ndarray,
     s: float,
     seam: SeamSpec,
     params: SeamParams,
-) -> dict[int, tuple[float | None, float, np.ndarray, list[tuple[float, float]], float, float]]:
-    """Stitch length and gaps of every measured column of the perimeter at once."""
-    img, line = per.image, per.line
-    r_i = np.clip(np.round(rows).astype(np.intp), 1, img.shape[0] - 2)
-    n_sides = len(SIDES)
-    # Stitch signal: colour distance to the thread along the thread's rows (each row
-    # and side has its own thread colour: the median of that row).
-    half = round(params.thread_halfwidth_mm / s)
-    ref = mm_to_px(params.reference_mm, s)
-    # Rows across the thread, then the cloth rows beside it (same treatment): a print
-    # with its own period shows in both, the needle holes only in the first.
-    offsets = np.concatenate([np.arange(-half, half + 1), [-ref, ref]])
-    px = img[np.clip(r_i[None, :] + offsets[:, None], 0, img.shape[0] - 1), cols[None, :]]
-    n_rows = len(offsets)
-    # Group id of every sample (side, row, channel), built in int32 (half the traffic).
-    rows_ch = np.arange(n_rows, dtype=np.int32)[:, None] * 3 + np.arange(3, dtype=np.int32)
-    group = (side_of.astype(np.int32) * (n_rows * 3))[None, :, None] + rows_ch[:, None, :]
-    colours = grouped_median_u8(px.ravel(), group.ravel(), n_sides * n_rows * 3)
-    colours = colours.reshape(n_sides, n_rows, 3)
-    diff = px.astype(np.float32) - colours[side_of].transpose(1, 0, 2)
-    b, g, r = diff[..., 0], diff[..., 1], diff[..., 2]
-    dist = np.sqrt(b * b + g * g + r * r)  # three plane products: no strided reduction
-    sig = dist[: 2 * half + 1].sum(axis=0)
-    lum = px[half].astype(np.float32).sum(axis=1)
-    lum_beside = px[2 * half + 1].astype(np.float32).sum(axis=1)
-    cloth = dist[2 * half + 1 :].sum(axis=0)
-    # Gaps: thin line at the seam row against what a thread would give there.
-    core = np.maximum(np.maximum(line[r_i - 1, cols], line[r_i, cols]), line[r_i + 1, cols])
-    above = img[np.maximum(r_i - ref, 0), cols].astype(np.float32)
-    below = img[np.minimum(r_i + ref, img.shape[0] - 1), cols].astype(np.float32)
-    thread = colours[:, half]  # (sides, 3): the seam row's own colour
-
-    out = {}
-    nominal = seam.stitch_length_mm.nominal / s
-    window = mm_to_px(params.presence_window_mm, s) | 1
-    hp = mm_to_px(params.highpass_mm, s) | 1
-    sides = [int(i) for i in np.unique(side_of)]
-    spectra: dict[int, tuple[np.ndarray, float, float]] = {}
+    spans: list[tuple[float, float, int, int]],
+    found: list[SideLine | None],
+    alternative: list[SideLine | None],
+    fallback: list[bool],
+    offset: dict[str, float],
+    measured: dict[int, Measured],
+) -> None:
+    """Where the row search offers a second candidate (the row that pulses, see
+    :func:`vision.seam_row.locate_rows`), keep the one whose stitch spectrum has the
+    stronger harmonic series: the seam's needle holes make one, a stripe or a sliver
+    of cloth does not, and neither does a print motif. Updates the lists in place.
+    Costs a second measurement only for those sides (rare: where a stripe or a print
+    edge runs along the seam)."""
+    sides = [
+        i for i, a in enumerate(alternative) if a is not None and spans[i][3] - spans[i][2] >= 8
+    ]
+    if not sides:
+        return
+    cols = [np.arange(spans[i][2], spans[i][3]) for i in sides]
+    rows = [
+        per.edge_row[c] + (alternative[i][1] + alternative[i][2] * per.t_mm[c]) / s  # type: ignore[index]
+        for i, c in zip(sides, cols, strict=True)
+    ]
+    owner = [np.full(len(c), i) for i, c in zip(sides, cols, strict=True)]
+    other = measure_rows(
+        per, np.concatenate(cols), np.concatenate(rows), np.concatenate(owner), s, seam, params
+    )
     for i in sides:
-        sel = side_of == i
-        # The thread rows' signal and the cloth's beside it, detrended together.
-        pair = np.stack([sig[sel], cloth[sel]]).astype(np.float32)
-        pair -= cv2.blur(pair, (hp, 1))
-        # The print's own spectral lines, seen beside the thread, are taken out.
-        both = spectrum(pair, params.fft_size)
-        power = np.maximum(both[0] - both[1], 0)
-        period, score = pick_period(
-            power,
-            params.fft_size,
-            params.pitch_min_ratio * nominal,
-            params.pitch_max_ratio * nominal,
-            params.pitch_harmonics,
-        )
-        spectra[i] = (power, period, score)
-    seam_period: list[float] = []
-
-    def pulses_of(i: int) -> StitchPulses | None:
-        """Side ``i``'s needle-hole pulses, measured only when a stretch long enough
-        to be a gap needs them (rare: most seams have none)."""
-        if not seam_period:
-            # At the whole seam's period (one machine setting; a side alone may lock
-            # onto a print's period).
-            summed = np.sum([v[0] for v in spectra.values()], axis=0)
-            seam_period.append(
-                pick_period(
-                    summed,
-                    params.fft_size,
-                    params.pitch_min_ratio * nominal,
-                    params.pitch_max_ratio * nominal,
-                    params.pitch_harmonics,
-                )[0]
-            )
-        sel = side_of == i
-        # Luminance along the thread row and beside it (detrended): the needle holes.
-        row = lum[sel] - cv2.blur(lum[sel][None, :], (hp, 1))[0]
-        beside = lum_beside[sel] - cv2.blur(lum_beside[sel][None, :], (hp, 1))[0]
-        return StitchPulses.measure(row, beside, seam_period[0], params.pulses)
-
-    for i in sides:
-        sel = side_of == i
-        power, period, score = spectra[i]
-        presence, seen = thread_presence(
-            core[sel],
-            thread[i],
-            above[sel],
-            below[sel],
-            window,
-            params.visibility_share,
-            params.min_thread_contrast_levels,
-        )
-        low = presence < params.gap_level
-        bare = low & seen
-        t = per.t_mm[cols[sel]]
-        gaps: list[tuple[float, float]] = []
-        max_gap = 0.0
-        pulses: list[StitchPulses | None] = []
-        for a, c in bare_runs(low | ~seen, mm_to_px(params.min_stitched_run_mm, s)):
-            if bare[a:c].sum() < params.min_bare_share * (c - a):
-                continue
-            g0, g1 = float(t[a]), float(t[min(c, len(t) - 1)])
-            if g1 - g0 >= seam.max_gap_mm - 2 * params.loose_end_mm:
-                if not pulses:
-                    pulses.append(pulses_of(i))
-                if pulses[0] is not None and pulses[0].stitched(a, c):
-                    continue  # the thread hardly stands out, but its stitches do
-                gaps.append((g0, g1))
-            max_gap = max(max_gap, g1 - g0)
-        pitch = period * s if np.isfinite(period) else None
-        share = float(np.count_nonzero(~low & seen)) / max(len(low), 1)
-        out[i] = (pitch, score, power, gaps, max_gap, share)
-    return out
+        if i in other and (i not in measured or other[i][1] > measured[i][1]):
+            found[i], fallback[i], measured[i] = alternative[i], False, other[i]
+            offset[SIDES[i]] = float(np.median(alternative[i][0][:, 1]))  # type: ignore[index]
 
 
 _NEIGHBOURS = {
