@@ -122,6 +122,7 @@ def grid_from(card: dict[str, Any], body_mm: tuple[float, float] | None = None) 
         tack_depth_mm=float(t.get("tack_depth_mm", 0.0)),
         tack_span_mm=tuple(float(v) for v in t.get("tack_span_mm", (0.0, 0.0))),  # type: ignore[arg-type]
         normalisation=_normalisation(card),
+        belt_channels=bool(card.get("preprocessing", {}).get("belt_channels", False)),
     )
     w, h = body_mm or tuple(t["body_mm"])
     return make_grid(float(w), float(h), params)
@@ -196,10 +197,11 @@ class Classifier:
                 f"{self.path.name}: expected one input {INPUT!r}, got {[i.name for i in inputs]}"
             )
         shape = inputs[0].shape
-        if len(shape) != 4 or list(shape[1:]) != [t, t, 3]:
+        c = self.grid.params.channels
+        if len(shape) != 4 or list(shape[1:]) != [t, t, c]:
             raise ModelError(
                 f"{self.path.name}: input shape {shape} does not match the "
-                f"card's tiles (n, {t}, {t}, 3)"
+                f"card's tiles (n, {t}, {t}, {c})"
             )
         if list(OUTPUTS) != outputs[:2]:
             raise ModelError(f"{self.path.name}: outputs {outputs}, expected {list(OUTPUTS)}")

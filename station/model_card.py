@@ -31,6 +31,8 @@ def summary(card: dict[str, Any]) -> str:
     mm_per_px = card.get("preprocessing", {}).get("mm_per_px")
     norm = card.get("preprocessing", {}).get("normalisation", "channel")
     norm = norm if norm in ("channel", "level") else "channel"  # first cards: a sentence
+    if card.get("preprocessing", {}).get("belt_channels"):
+        norm += " + belt channels"
     macs_m = net.get("macs_per_tile", 0) / 1e6
     minutes = t.get("seconds", 0) / 60
     thresholds = ", ".join(f"{k} {v:g}" for k, v in card.get("thresholds", {}).items())

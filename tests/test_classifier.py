@@ -132,6 +132,47 @@ def test_level_normalisation_keeps_the_hue_and_training_cuts_the_same_tiles() ->
         prepare_batch(TileWorkspace(make_grid(200.0, 95.0, replace(g.params, normalisation="x"))))
 
 
+def test_belt_channels_see_a_hole_as_the_belt_and_training_cuts_the_same_tiles() -> None:
+    from dataclasses import replace
+
+    from vision.belt_cue import belt_colour
+    from vision.classify import classify_body
+    from vision.tiles import reference_colour
+    from vision.training.data import Bodies, cut
+
+    img, m = _synthetic_rect((100.0, 50.0), 0.6)  # belt 40, the dot 30 (a shadowed hole)
+    belt = belt_colour(img, m, 200.0, 95.0)
+    assert belt == pytest.approx([40.0, 40.0, 40.0])
+    g = make_grid(200.0, 95.0, replace(make_grid(200.0, 95.0).params, belt_channels=True))
+    work = TileWorkspace(g)
+    assert work.batch.shape[-1] == 6
+
+    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(batch), len(CLASSES)), np.float32), np.zeros((len(batch), 4))
+
+    classify_body(img, m, 200.0, 95.0, run, work)
+    assert work.belt_bgr == pytest.approx(belt)
+    batch = work.batch.copy()
+    # Channels 0-2 as without belt channels; 3-5: ln(pixel / belt), equal in the three
+    # channels on the neutral dot, ln(30 / 40) at its centre; the cloth far above.
+    plain = TileWorkspace(make_grid(200.0, 95.0))
+    plain.canvas[:] = work.canvas
+    assert np.array_equal(prepare_batch(plain), batch[..., :3])
+    rel = work.hwc[..., 3:]
+    dark = rel.reshape(-1, 3)[rel.reshape(-1, 3).sum(axis=1).argmin()]
+    assert np.ptp(dark) < 0.05 and dark.mean() == pytest.approx(np.log(30 / 40), abs=0.05)
+    assert float(np.median(rel)) > 1.0
+    # Training cuts the very same numbers from the stored canvas and stored belt.
+    canvas = work.canvas.copy()
+    ref = reference_colour(canvas)
+    meta = {"belt_bgr": [float(v) for v in belt]}
+    bodies = Bodies(g, canvas[None], ref[None], [meta], [None], np.array([-1]))
+    which = np.zeros(g.n_tiles, np.int64)
+    assert np.allclose(cut(bodies, which, g.origins_px), batch, atol=1e-6)
+    # No belt beside the body (out of frame): a dark share of the cloth stands in.
+    assert np.isnan(belt_colour(np.zeros_like(img), m, 200.0, 95.0)).all()
+
+
 def test_flagged_tiles_become_defects_at_their_place_in_mm() -> None:
     g = make_grid(200.0, 95.0)
     n = g.n_tiles

@@ -172,6 +172,24 @@ def test_short_training_run_exports_a_loadable_int8_model(tmp_path: Path, in_ci:
     assert card2["training"]["fine_tuned_from"]["sha256"] == card["torch_weights"]["sha256"]
     assert Classifier(tuned).describe()["sha256"] == card2["sha256"]
 
+    # Belt channels: six input channels, the stored belt per body, and the station
+    # measures the belt beside the body itself.
+    from dataclasses import replace
+
+    belt = tmp_path / "models" / "belt.onnx"
+    params = TrainParams(epochs=1, max_steps=2, threads=1)
+    params = replace(params, net=replace(params.net, in_channels=6))
+    options = RunOptions("belt", train=params, belt_channels=True)
+    card3 = train_classifier(data, belt, options, real, log=lambda s: None)
+    assert card3["input"]["shape"][-1] == 6 and card3["preprocessing"]["belt_channels"]
+    assert all(m.get("belt_bgr") for m in index if m["status"] == "ok")
+    clf3 = Classifier(belt)
+    assert clf3.work.batch.shape[-1] == 6
+    logits, emb = clf3.run(clf3.work.batch)
+    assert np.isfinite(logits).all() and np.isfinite(emb).all()
+    with pytest.raises(ValueError, match="input channels"):
+        train_classifier(data, belt, replace(options, belt_channels=False), log=lambda s: None)
+
 
 @pytest.mark.slow
 def test_training_is_deterministic_for_a_seed(tmp_path: Path, in_ci: bool) -> None:

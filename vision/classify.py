@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vision.belt_cue import belt_colour
 from vision.tiles import TileGrid, TileWorkspace, body_canvas, prepare_batch
 from vision.types import Defect
 
@@ -192,8 +193,15 @@ def classify_canvas(
     body_h_mm: float,
     classes: Sequence[str] = CLASSES,
     thresholds: Thresholds | None = None,
+    belt_bgr: np.ndarray | None = None,
 ) -> ClassifierResult:
-    """Classify the body already in ``work.canvas`` (evaluation reuses saved canvases)."""
+    """Classify the body already in ``work.canvas`` (evaluation reuses saved canvases).
+
+    ``belt_bgr``: the belt measured beside the body (stored with a saved canvas);
+    None keeps ``work.belt_bgr`` (set by :func:`classify_body`).
+    """
+    if belt_bgr is not None:
+        work.belt_bgr[:] = belt_bgr
     logits, embeddings = run(prepare_batch(work))
     return interpret(
         logits, embeddings, work.grid, body_w_mm, body_h_mm, classes, thresholds or Thresholds()
@@ -216,6 +224,8 @@ def classify_body(
     the model on ``work.batch`` (all tiles of the body in one call).
     """
     body_canvas(rect_image, mask_to_rect, body_w_mm, body_h_mm, work)
+    if work.grid.params.belt_channels:
+        work.belt_bgr[:] = belt_colour(rect_image, mask_to_rect, body_w_mm, body_h_mm)
     return classify_canvas(work, run, body_w_mm, body_h_mm, classes, thresholds)
 
 

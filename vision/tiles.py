@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from vision.belt_cue import belt_fallback, belt_lut
+
+#: The canvas is BGR.
+CANVAS_CHANNELS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class TileParams:
@@ -42,6 +47,15 @@ class TileParams:
     #: of the channel medians (exposure cancels, the hue stays: the belt seen through
     #: a hole is neutral dark on any fabric, a print's ink keeps its colour).
     normalisation: str = "channel"
+    #: Three more input channels, the canvas relative to the belt measured beside the
+    #: body (:func:`vision.belt_cue.belt_lut`): a hole shows the belt, so its pixels
+    #: have the belt's colour there, where a spot of ink as dark as the belt does not.
+    belt_channels: bool = False
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the model: B, G, R (and B, G, R relative to the belt)."""
+        return 2 * CANVAS_CHANNELS if self.belt_channels else CANVAS_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -75,9 +89,9 @@ class TileGrid:
 
     @property
     def batch_shape(self) -> tuple[int, int, int, int]:
-        """(N, T, T, 3): tiles channel-last, as the canvas is (no transposition)."""
+        """(N, T, T, C): tiles channel-last, as the canvas is (no transposition)."""
         t = self.params.tile_px
-        return (self.n_tiles, t, t, 3)
+        return (self.n_tiles, t, t, self.params.channels)
 
     @property
     def origins_px(self) -> np.ndarray:
@@ -135,16 +149,24 @@ class TileWorkspace:
 
     grid: TileGrid
     canvas: np.ndarray = field(init=False)  # (rows, cols, 3) uint8, the body in mask mm
-    hwc: np.ndarray = field(init=False)  # (rows, cols, 3) float32, normalised
-    batch: np.ndarray = field(init=False)  # (N, T, T, 3) float32, the model input
+    hwc: np.ndarray = field(init=False)  # (rows, cols, C) float32, normalised
+    batch: np.ndarray = field(init=False)  # (N, T, T, C) float32, the model input
+    #: The belt beside the body (BGR, :func:`vision.belt_cue.belt_colour`), set per
+    #: body when the model has belt channels; ``nan``: not measured.
+    belt_bgr: np.ndarray = field(init=False)
+    #: (rows, cols, 2·3) uint8: the canvas twice, so one table lookup fills all channels.
+    wide: np.ndarray | None = field(init=False, repr=False)
     _half: np.ndarray = field(init=False, repr=False)
     _tiles: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         g = self.grid
-        self.canvas = np.zeros((g.rows, g.cols, 3), np.uint8)
-        self.hwc = np.zeros((g.rows, g.cols, 3), np.float32)
+        c = g.params.channels
+        self.canvas = np.zeros((g.rows, g.cols, CANVAS_CHANNELS), np.uint8)
+        self.hwc = np.zeros((g.rows, g.cols, c), np.float32)
         self.batch = np.zeros(g.batch_shape, np.float32)
+        self.belt_bgr = np.full(CANVAS_CHANNELS, np.nan, np.float32)
+        self.wide = np.zeros((g.rows, g.cols, c), np.uint8) if g.params.belt_channels else None
         # A nominal body at 0.2 mm/px, halved, with room to spare.
         self._half = np.zeros(g.rows * g.cols * 3 * 4, np.uint8)
         t = g.params.tile_px
@@ -152,7 +174,7 @@ class TileWorkspace:
         sx, sy = g.stride_px
         self._tiles = np.lib.stride_tricks.as_strided(
             self.hwc,
-            shape=(g.ny, g.nx, t, t, 3),
+            shape=(g.ny, g.nx, t, t, c),
             strides=(sy * st[0], sx * st[1], st[0], st[1], st[2]),
             writeable=False,
         )
@@ -166,7 +188,7 @@ class TileWorkspace:
 
     @property
     def tiles(self) -> np.ndarray:
-        """(ny, nx, T, T, 3) strided view of ``hwc``: every tile, no copy."""
+        """(ny, nx, T, T, C) strided view of ``hwc``: every tile, no copy."""
         return self._tiles
 
 
@@ -284,13 +306,28 @@ def neutralise(canvas: np.ndarray, ref: np.ndarray, grid: TileGrid) -> None:
         canvas[rows, cols] = colour
 
 
-def normalise(canvas: np.ndarray, out_hwc: np.ndarray, grid: TileGrid) -> np.ndarray:
+#: ``cv2.mixChannels`` pairs: canvas channel k → wide channels k and k + 3.
+WIDE_FROM_TO: list[int] = [
+    v for k in range(CANVAS_CHANNELS) for v in (k, k, k, k + CANVAS_CHANNELS)
+]
+
+
+def normalise(
+    canvas: np.ndarray,
+    out_hwc: np.ndarray,
+    grid: TileGrid,
+    belt_bgr: np.ndarray | None = None,
+    wide: np.ndarray | None = None,
+) -> np.ndarray:
     """Tack zones neutralised, then ``canvas / divisor − 1`` into ``out_hwc``; returns it.
 
     With ``"channel"`` good cloth is ≈ 0, the belt seen through a hole ≈ −0.8, a
     stain a negative change in one or more channels: the same numbers on any fabric
     and any light. With ``"level"`` (see :class:`TileParams`) the cloth keeps its
-    hue around 0 and the belt is the same neutral dark on every fabric.
+    hue around 0 and the belt is the same neutral dark on every fabric. With belt
+    channels, channels 3–5 are the canvas relative to ``belt_bgr``
+    (:func:`vision.belt_cue.belt_lut`; ``wide`` is the (rows, cols, 6) uint8 buffer
+    the canvas is doubled into, so that one table lookup fills all six).
     """
     ref = reference_colour(canvas)
     neutralise(canvas, ref, grid)
@@ -298,7 +335,15 @@ def normalise(canvas: np.ndarray, out_hwc: np.ndarray, grid: TileGrid) -> np.nda
     # A 256-entry table per channel, then one cv2.LUT: the same float32 values as
     # ``canvas * inv - 1`` computed pixel by pixel, in a tenth of the time.
     lut = np.arange(256, dtype=np.float32)[:, None] * inv - np.float32(1.0)
-    cv2.LUT(canvas, lut.reshape(1, 256, 3), dst=out_hwc)
+    if not grid.params.belt_channels:
+        cv2.LUT(canvas, lut.reshape(1, 256, CANVAS_CHANNELS), dst=out_hwc)
+        return out_hwc
+    belt = belt_fallback(belt_bgr, ref)
+    if wide is None:
+        wide = np.empty((*canvas.shape[:2], 2 * CANVAS_CHANNELS), np.uint8)
+    cv2.mixChannels([canvas], [wide], WIDE_FROM_TO)
+    table = np.concatenate([lut, belt_lut(belt)], axis=1)
+    cv2.LUT(wide, table.reshape(1, 256, 2 * CANVAS_CHANNELS), dst=out_hwc)
     return out_hwc
 
 
@@ -306,13 +351,13 @@ def fill_batch(work: TileWorkspace) -> np.ndarray:
     """Copy every tile of ``work.hwc`` into ``work.batch`` (one strided copy)."""
     g = work.grid
     t = g.params.tile_px
-    np.copyto(work.batch.reshape(g.ny, g.nx, t, t, 3), work.tiles)
+    np.copyto(work.batch.reshape(g.ny, g.nx, t, t, g.params.channels), work.tiles)
     return work.batch
 
 
 def prepare_batch(work: TileWorkspace) -> np.ndarray:
     """The body in ``work.canvas`` → the model input, in ``work``'s buffers."""
-    normalise(work.canvas, work.hwc, work.grid)
+    normalise(work.canvas, work.hwc, work.grid, work.belt_bgr, work.wide)
     return fill_batch(work)
 
 

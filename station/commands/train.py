@@ -62,6 +62,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "by one level so that the hue stays (tried for 1.1, not better on validation)",
     )
     p.add_argument(
+        "--belt-channels",
+        action="store_true",
+        help="three more input channels: the canvas relative to the belt measured beside the "
+        "body (a hole shows the belt's colour, a spot of dark ink does not)",
+    )
+    p.add_argument(
         "--hard-bodies",
         type=float,
         default=0.0,
@@ -108,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     from tqdm import tqdm
 
-    from vision.tiles import TileWorkspace
+    from vision.tiles import CANVAS_CHANNELS, TileWorkspace
     from vision.training.data import Holdout
     from vision.training.dataset import read_manifest
     from vision.training.run import RunOptions, train_classifier
@@ -146,6 +152,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         params = replace(params, lr=args.lr)
     if args.hard_bodies:
         params = replace(params, epoch=replace(params.epoch, hard_body_share=args.hard_bodies))
+    if args.belt_channels:
+        params = replace(params, net=replace(params.net, in_channels=2 * CANVAS_CHANNELS))
     if args.init is not None and not args.init.is_file():
         print(f"qc-station train: --init {args.init}: no such file", file=sys.stderr)
         return 2
@@ -157,6 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         command="qc-station " + shlex.join(sys.argv[1:]),
         init=args.init,
         normalisation=args.normalisation,
+        belt_channels=args.belt_channels,
     )
     card = train_classifier(
         args.data,

@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.belt_cue import belt_fallback, belt_lut, stored_belt
 from vision.classify import CLASSES
 from vision.tiles import (
     TileGrid,
@@ -85,6 +86,15 @@ class Bodies:
     #: SYNTHETIC, or the class index of a real frame's whole-mask label.
     bags: np.ndarray
     label_params: LabelParams = field(default_factory=LabelParams)
+    #: (M, 3) float32: the belt beside each body (:func:`vision.belt_cue.belt_fallback`
+    #: of what was measured), used when the tiling has belt channels.
+    belts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.belts is None:
+            pairs = zip(self.metas, self.refs, strict=True)
+            belts = [belt_fallback(stored_belt(m), r) for m, r in pairs]
+            self.belts = np.stack(belts) if belts else np.zeros((0, 3), np.float32)
 
     def __len__(self) -> int:
         return len(self.metas)
@@ -99,19 +109,18 @@ class Bodies:
             [self.maps[i] for i in idx],
             self.bags[idx],
             self.label_params,
+            self.belts[idx],
         )
 
     def where(self, pred: Callable[[dict[str, Any]], bool]) -> np.ndarray:
         return np.array([bool(pred(m)) for m in self.metas], bool)
 
-    def normalised(self, normalisation: str) -> Bodies:
-        """The same bodies, cut into tiles with another normalisation (see :class:`TileParams`)."""
+    def normalised(self, normalisation: str, belt_channels: bool = False) -> Bodies:
+        """The same bodies, cut into tiles with another input (see :class:`TileParams`)."""
         g = self.grid
-        params = replace(g.params, normalisation=normalisation)
+        params = replace(g.params, normalisation=normalisation, belt_channels=belt_channels)
         grid = make_grid(g.cols * params.mm_per_px, g.rows * params.mm_per_px, params)
-        return Bodies(
-            grid, self.canvases, self.refs, self.metas, self.maps, self.bags, self.label_params
-        )
+        return replace(self, grid=grid)
 
     def concat(self, other: Bodies) -> Bodies:
         return Bodies(
@@ -122,6 +131,7 @@ class Bodies:
             self.maps + other.maps,
             np.concatenate([self.bags, other.bags]),
             self.label_params,
+            np.concatenate([self.belts, other.belts]),
         )
 
 
@@ -185,6 +195,7 @@ def real_bodies(grid: TileGrid, real: list[Any], label_params: LabelParams) -> B
                 "flaws": [],
                 "cloth": {},
                 "body_mm": list(r.body_mm),
+                "belt_bgr": list(r.belt_bgr) if r.belt_bgr else None,
                 "real": True,
             }
         )
@@ -204,21 +215,34 @@ def cut(
     flips: np.ndarray | None = None,
     gains: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(B, T, T, 3) float32 normalised tiles: body ``which[k]`` at ``origins[k]`` (col, row).
+    """(B, T, T, C) float32 normalised tiles: body ``which[k]`` at ``origins[k]`` (col, row).
 
-    Same normalisation as :func:`vision.tiles.normalise`; ``flips`` (B, 2) bools
-    mirror a tile left–right / top–bottom, ``gains`` (B, 3) scale its channels.
+    Same normalisation as :func:`vision.tiles.normalise` (with belt channels: the
+    same table, :func:`vision.belt_cue.belt_lut`); ``flips`` (B, 2) bools mirror a
+    tile left–right / top–bottom, ``gains`` (B, 3) scale its channels (and shift
+    the belt channels by their logarithm: an error of the measured belt alike).
     """
     t = bodies.grid.params.tile_px
     d = np.arange(t)
     rows = origins[:, 1, None, None] + d[None, :, None]
     cols = origins[:, 0, None, None] + d[None, None, :]
-    tiles = bodies.canvases[which[:, None, None], rows, cols].astype(np.float32)  # B,T,T,3
+    raw = bodies.canvases[which[:, None, None], rows, cols]  # B,T,T,3 uint8
+    tiles = raw.astype(np.float32)
     scale = 1.0 / divisor(bodies.refs[which], bodies.grid.params.normalisation)
     if gains is not None:
         scale = scale * gains
     tiles *= scale[:, None, None, :]
     tiles -= 1.0
+    if bodies.grid.params.belt_channels:
+        assert bodies.belts is not None
+        rel = np.empty(raw.shape, np.float32)
+        for b in np.unique(which):
+            sel = which == b
+            lut = belt_lut(bodies.belts[b])
+            rel[sel] = lut[raw[sel], np.arange(3)]
+        if gains is not None:
+            rel += np.log(gains)[:, None, None, :]
+        tiles = np.concatenate([tiles, rel], axis=3)
     if flips is not None:
         tiles[flips[:, 0]] = tiles[flips[:, 0], :, ::-1]
         tiles[flips[:, 1]] = tiles[flips[:, 1], ::-1]

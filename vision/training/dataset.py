@@ -10,6 +10,7 @@ Folder format (``qc-station dataset --out DIR``)::
 
     DIR/manifest.json        seed, counts, randomisation, canvas size and tiling
     DIR/index.jsonl          one line per body: id, file, split, kind, flaws (mask mm),
+                             belt_bgr (the belt beside the body, :func:`vision.tiles.belt_colour`),
                              cloth, look, camera, measured body size, status
     DIR/bodies/NNNNNN.png    the canvas (BGR, lossless)
 
@@ -38,11 +39,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.belt_cue import belt_colour
 from vision.spec import PrototypeSpec
 from vision.synth import DefectParams, LookParams, MaskParams, sample_look, sample_mask
 from vision.tiles import TileParams, TileWorkspace, body_canvas, make_grid
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: belt_bgr per body
 MANIFEST = "manifest.json"
 INDEX = "index.jsonl"
 BODIES = "bodies"
@@ -279,11 +281,13 @@ class BodyRenderer:
             meta["status"] = f"unmeasured: {fa.result.message or fa.result.verdict}"
             return meta
         body, rect = fa.mask.body, fa.mask.rectified
-        canvas = body_canvas(
-            rect.image, body.mask_to_rect_affine(rect), body.width_mm, body.height_mm, self.work
-        )
+        affine = body.mask_to_rect_affine(rect)
+        canvas = body_canvas(rect.image, affine, body.width_mm, body.height_mm, self.work)
         cv2.imwrite(str(self.out_dir / meta["file"]), canvas, [cv2.IMWRITE_PNG_COMPRESSION, 3])
         meta["body_mm"] = [round(body.width_mm, 3), round(body.height_mm, 3)]
+        # The belt beside the body, measured as the classifier measures it at run time.
+        belt = belt_colour(rect.image, affine, body.width_mm, body.height_mm)
+        meta["belt_bgr"] = [round(float(v), 1) for v in belt] if np.isfinite(belt).all() else None
         meta["status"] = "ok"
         return meta
 

@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.belt_cue import stored_belt
 from vision.classify import CLASSES, ClassifierResult, RunFn, Thresholds, classify_canvas
 from vision.tiles import TileWorkspace
 
@@ -162,7 +163,7 @@ def evaluate(
     for canvas, meta in zip(canvases, metas, strict=True):
         np.copyto(work.canvas, canvas)
         w, h = meta["body_mm"]
-        res = classify_canvas(work, run, w, h, classes, thresholds)
+        res = classify_canvas(work, run, w, h, classes, thresholds, stored_belt(meta))
         kind = meta["kind"] if meta["kind"] in ("good", "hole", "stain") else "geometric"
         out = outcome(res)
         conf[kind][out] += 1
@@ -249,7 +250,7 @@ def _foreign(
         np.copyto(work.canvas, canvases[i])
         w, h = metas[i]["body_mm"]
         paint_foreign(work.canvas, kind, rng, work.grid.cols / w)
-        res = classify_canvas(work, run, w, h, classes, thresholds)
+        res = classify_canvas(work, run, w, h, classes, thresholds, stored_belt(metas[i]))
         codes = {d.code for d in res.defects}
         out[kind]["n"] += 1
         out[kind]["rejected"] += int(bool(codes))

@@ -59,7 +59,7 @@ class _OneBody(torch.nn.Module):
 def export_onnx(model: TileNet, path: Path, tile_px: int) -> None:
     """fp32 ONNX with a dynamic batch axis (one body's tiles)."""
     model.eval()
-    x = torch.zeros(2, tile_px, tile_px, 3)
+    x = torch.zeros(2, tile_px, tile_px, model.params.in_channels)
     with warnings.catch_warnings():  # the legacy exporter is deprecated, and chosen: see above
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(

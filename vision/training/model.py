@@ -38,6 +38,9 @@ class NetParams:
     n_classes: int = 3
     #: The head also sees how the tile differs from the body's mean tile.
     context: bool = True
+    #: Input channels: B, G, R (3), and B, G, R relative to the belt (6, see
+    #: :class:`vision.tiles.TileParams`).
+    in_channels: int = 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +52,7 @@ class NetParams:
             embed=int(d["embed"]),
             n_classes=int(d["n_classes"]),
             context=bool(d.get("context", False)),
+            in_channels=int(d.get("in_channels", 3)),
         )
 
 
@@ -60,7 +64,7 @@ def _conv(ci: int, co: int, k: int, stride: int) -> nn.Sequential:
 
 
 class TileNet(nn.Module):
-    """(N, T, T, 3) → (logits (N, C), embedding (N, 2·embed, or 4·embed with context)).
+    """(N, T, T, in_channels) → (logits (N, C), embedding (N, 2·embed, or 4·embed with context)).
 
     With ``context`` the embedding is the tile's own features followed by how they
     differ from its body's mean tile: the anomaly score then sees both a tile unlike
@@ -72,7 +76,7 @@ class TileNet(nn.Module):
         super().__init__()
         p = p or NetParams()
         self.params = p
-        layers, ci = [], 3
+        layers, ci = [], p.in_channels
         for co, k, stride in p.layers:
             layers.append(_conv(ci, co, k, stride))
             ci = co
@@ -98,7 +102,7 @@ class TileNet(nn.Module):
 
 def count_macs(p: NetParams, tile_px: int) -> int:
     """Multiply-adds of one tile (convolutions and the head)."""
-    macs, ci, size = 0, 3, tile_px
+    macs, ci, size = 0, p.in_channels, tile_px
     for co, k, stride in p.layers:
         pad = k // 2 if k % 2 else 0
         size = (size + 2 * pad - k) // stride + 1

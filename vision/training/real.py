@@ -36,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.belt_cue import belt_colour
 from vision.calibration import Calibration
 from vision.classify import CLASSES
 from vision.spec import PrototypeSpec
@@ -54,6 +55,8 @@ class RealBody:
     canvas: np.ndarray | None
     body_mm: tuple[float, float] | None
     reason: str = ""
+    #: The belt beside the body (BGR, :func:`vision.belt_cue.belt_colour`), if measured.
+    belt_bgr: tuple[float, float, float] | None = None
 
 
 def read_labels(root: Path) -> dict[str, dict[str, Any]]:
@@ -108,7 +111,12 @@ def measure_real(
                 b, rect = fa.mask.body, fa.mask.rectified
                 a = b.mask_to_rect_affine(rect)
                 canvas = body_canvas(rect.image, a, b.width_mm, b.height_mm, work).copy()
-                body = RealBody(rid, label, path, canvas, (b.width_mm, b.height_mm))
+                belt = belt_colour(rect.image, a, b.width_mm, b.height_mm)
+                seen = (float(belt[0]), float(belt[1]), float(belt[2]))
+                size = (b.width_mm, b.height_mm)
+                body = RealBody(
+                    rid, label, path, canvas, size, "", seen if np.isfinite(belt).all() else None
+                )
         out.append(body)
         if progress:
             progress(1)

@@ -27,6 +27,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from vision.belt_cue import BELT_FLOOR_LEVEL, BELT_LOG_RANGE, BELT_STRIP_INSET_MM, BELT_STRIP_MM
 from vision.classify import CLASSES, CLASSIFIER_CODES, MESSAGES, code_scores, softmax
 from vision.training.data import Bodies, Holdout, cut, grid_tiles, load_bodies, real_bodies
 from vision.training.export import (
@@ -58,6 +59,12 @@ NORMALISATION_TEXT = {
     "channel": "pixel / per-channel median of the canvas (every 4th px) - 1",
     "level": "pixel / mean of the per-channel medians of the canvas (every 4th px) - 1",
 }
+BELT_CHANNELS_TEXT = (
+    f"clip(ln(max(pixel, {BELT_FLOOR_LEVEL:g}) / belt), {BELT_LOG_RANGE[0]:g}, "
+    f"{BELT_LOG_RANGE[1]:g}) per channel; belt: per-channel median of the rectified image "
+    f"{BELT_STRIP_MM[0]:g}-{BELT_STRIP_MM[1]:g} mm beyond the body's long sides, "
+    f"{BELT_STRIP_INSET_MM:g} mm in from the short sides"
+)
 #: Share of good validation bodies each check may flag (three checks: ≤ 0.6 % in all).
 FA_BUDGET = {"hole": 0.002, "stain": 0.002, "anomaly": 0.002}
 #: int8 is kept if its validation recall per class is at most this much lower…
@@ -84,6 +91,9 @@ class RunOptions:
     init: Path | None = None
     #: Canvas normalisation (:class:`vision.tiles.TileParams`), recorded in the card.
     normalisation: str = "channel"
+    #: Three more input channels relative to the belt (:mod:`vision.belt_cue`); the
+    #: network (``train.net.in_channels``) must have 6 input channels then.
+    belt_channels: bool = False
 
 
 def _batches(
@@ -201,7 +211,11 @@ def train_classifier(
     """
     t_start = time.perf_counter()
     p = options.train
-    all_bodies = load_bodies(Path(data_dir), ("train", "val")).normalised(options.normalisation)
+    if p.net.in_channels != (6 if options.belt_channels else 3):
+        raise ValueError(f"network with {p.net.in_channels} input channels for this input")
+    all_bodies = load_bodies(Path(data_dir), ("train", "val")).normalised(
+        options.normalisation, options.belt_channels
+    )
     manifest = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
     held = all_bodies.where(options.holdout.matches) if options.holdout else np.zeros(0, bool)
     if options.holdout:
@@ -281,9 +295,10 @@ def train_classifier(
         "messages": MESSAGES,
         "input": {
             "name": INPUT,
-            "shape": ["n", tile_px, tile_px, 3],
+            "shape": ["n", tile_px, tile_px, grid.params.channels],
             "dtype": "float32",
-            "layout": "NHWC, channels B, G, R",
+            "layout": "NHWC, channels B, G, R"
+            + (", then B, G, R relative to the belt" if grid.params.belt_channels else ""),
         },
         "outputs": {
             OUTPUTS[0]: "class logits (good, hole, stain)",
@@ -296,6 +311,8 @@ def train_classifier(
             "canvas_px": [grid.cols, grid.rows],
             "normalisation": grid.params.normalisation,
             "normalisation_text": NORMALISATION_TEXT[grid.params.normalisation],
+            "belt_channels": grid.params.belt_channels,
+            **({"belt_channels_text": BELT_CHANNELS_TEXT} if grid.params.belt_channels else {}),
         },
         "tiling": {
             "tile_px": tile_px,
