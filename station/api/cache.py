@@ -3,7 +3,7 @@
 Each supervisor page polls status, counts, the last inspections, SPC, specs and
 batches every second or so, and a workshop may leave many pages open (tablets, the
 office PC, a TV). Each answer costs 1–7 ms of Python, under the interpreter lock the
-inspection thread needs too: fifty pages asking the same six questions each second
+inspection thread needs too: fifty pages asking the same eight questions each second
 kept more than one core busy and tripled the inspection's p99 (`scripts/load.py
 load`). Identical GETs within ``ttl_ms`` now get the same bytes, computed once.
 

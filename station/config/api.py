@@ -50,7 +50,8 @@ class ApiConfig(Section):
         ge=0,
         le=10000,
         description="Identical polled GETs (status, counts, inspections, SPC, specs, "
-        "batches) within this many ms share one answer; any write starts afresh. 0: off.",
+        "batches, labels) within this many ms share one answer; any write starts afresh. "
+        "0: off.",
     )
 
     @field_validator("shift_start_hours")
