@@ -29,34 +29,30 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-#: The GET endpoints the supervisor page polls (station/web/js), all under /api/v1.
-POLLED_PATHS: tuple[str, ...] = (
-    "/api/v1/status",
-    "/api/v1/counts",
-    "/api/v1/inspections?limit=20",
-    "/api/v1/spc",
-    "/api/v1/specs",
-    "/api/v1/batches",
-    "/api/v1/labels",
-    "/healthz",
+# The sibling module, however this file is loaded (run as a script, or by path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load_clients import (
+    KEEPALIVE_S,
+    POLL_PERIOD_S,
+    POLLED_PATHS,
+    REQUEST_TIMEOUT_S,
+    ClientStats,
+    _page,
+    drive_clients,
 )
-#: Seconds between two polls of one client (the page refreshes every few seconds;
-#: a benchmark client polls faster to load the server more).
-POLL_PERIOD_S = 1.0
+
+__all__ = ["POLLED_PATHS", "POLL_PERIOD_S", "ClientStats", "drive_clients"]
+
 #: Seconds to wait for a starting demo's API.
 STARTUP_TIMEOUT_S = 60.0
 #: Seconds a stopping demo gets before it is killed.
 STOP_TIMEOUT_S = 30.0
-#: HTTP timeout of one request, seconds.
-REQUEST_TIMEOUT_S = 10.0
-#: Seconds an idle client connection is kept (uvicorn closes them after 5 s).
-KEEPALIVE_S = 2.0
 #: Seconds between two memory samples.
 MEMORY_SAMPLE_S = 0.05
 
@@ -163,100 +159,6 @@ def latencies(demo: Demo, windows: list[tuple[float, float]]) -> dict[str, Any]:
         "capture_to_decision_p99_ms": percentile(decision_ms, 99),
         "late_rows": late,
     }
-
-
-# -- clients ----------------------------------------------------------------------------
-@dataclass
-class ClientStats:
-    requests: int = 0
-    failures: int = 0
-    sse_events: int = 0
-    sse_failures: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def fail(self, what: str) -> None:
-        self.failures += 1
-        if len(self.errors) < 10:
-            self.errors.append(what)
-
-    def add(self, other: ClientStats) -> None:
-        self.requests += other.requests
-        self.failures += other.failures
-        self.sse_events += other.sse_events
-        self.sse_failures += other.sse_failures
-        self.errors += other.errors[: max(0, 10 - len(self.errors))]
-
-
-async def _poller(client: httpx.AsyncClient, stats: ClientStats, stop_at: float) -> None:
-    while time.monotonic() < stop_at:
-        for path in POLLED_PATHS:
-            try:
-                r = await client.get(path)
-                stats.requests += 1
-                if r.status_code != 200:
-                    stats.fail(f"{path}: HTTP {r.status_code}")
-            except httpx.HTTPError as err:
-                stats.requests += 1
-                stats.fail(f"{path}: {type(err).__name__}")
-        await asyncio.sleep(POLL_PERIOD_S)
-
-
-async def _sse(client: httpx.AsyncClient, stats: ClientStats, stop_at: float) -> None:
-    """Hold one event stream open until ``stop_at``, counting inspection events."""
-    try:
-        async with client.stream("GET", "/api/v1/events", timeout=None) as r:
-            stats.requests += 1
-            if r.status_code != 200:
-                stats.sse_failures += 1
-                stats.fail(f"events: HTTP {r.status_code}")
-                return
-            lines = r.aiter_lines()
-            while True:
-                left = stop_at - time.monotonic()
-                if left <= 0:
-                    return
-                try:
-                    line = await asyncio.wait_for(anext(lines), timeout=left)
-                except (TimeoutError, StopAsyncIteration):
-                    return
-                if line.startswith("event: inspection"):
-                    stats.sse_events += 1
-    except httpx.HTTPError as err:
-        stats.sse_failures += 1
-        stats.fail(f"events: {type(err).__name__}")
-
-
-async def _page(client: httpx.AsyncClient, stats: ClientStats, stop_at: float) -> None:
-    """What one open supervisor page does: live preview, event stream and polls."""
-
-    async def preview() -> None:
-        try:
-            async with client.stream("GET", "/api/v1/live.mjpg", timeout=None) as r:
-                async for _ in r.aiter_bytes():
-                    if time.monotonic() >= stop_at:
-                        return
-        except httpx.HTTPError as err:
-            stats.fail(f"live: {type(err).__name__}")
-
-    await asyncio.gather(_poller(client, stats, stop_at), _sse(client, stats, stop_at), preview())
-
-
-async def drive_clients(base_url: str, clients: int, seconds: float) -> ClientStats:
-    """``clients`` concurrent clients, each polling the API and holding an SSE stream."""
-    stats = ClientStats()
-    stop_at = time.monotonic() + seconds
-    # Idle connections are dropped before uvicorn's own 5 s keep-alive ends: reusing one
-    # the server is closing at that very moment is a client bug, not a server failure.
-    limits = httpx.Limits(max_connections=2 * clients + 4, keepalive_expiry=KEEPALIVE_S)
-    async with httpx.AsyncClient(
-        base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits
-    ) as client:
-        tasks = []
-        for _ in range(clients):
-            tasks.append(_poller(client, stats, stop_at))
-            tasks.append(_sse(client, stats, stop_at))
-        await asyncio.gather(*tasks)
-    return stats
 
 
 def status(demo: Demo) -> dict[str, Any]:
