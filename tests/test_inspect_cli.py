@@ -231,6 +231,15 @@ def test_bench_json(capsys) -> None:
     assert "classify" in report["stages"] and c["share_of_pipeline_pct"] > 0
     assert c["ort_ms"] > 0 and c["tiles"] > 0
     assert c["torch_eager_fp32_ms"] is None or c["speedup"] > 0
+    assert report["remap_mirror_max_rise"] > 0
+
+
+def test_bench_can_turn_the_remap_mirror_off(capsys) -> None:
+    """The Pi check compares both remap directions: the flag reaches the pipeline."""
+    args = ["bench", "--frames", "1", "--repeat", "1", "--no-model", "--no-remap-mirror"]
+    assert run([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["remap_mirror_max_rise"] == 0.0 and report["runs"] == 1
 
 
 @pytest.mark.slow

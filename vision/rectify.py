@@ -34,6 +34,13 @@ class RectifyParams:
     loop_margin_mm: float = 20.0
     #: Spacing of the exactly computed map nodes, in output pixels.
     lattice_step_px: int = 16
+    #: Where the source row rises along an output row by less than this (px per px:
+    #: a mask turned 0–6° one way), sample the row backwards (the map's columns
+    #: reversed, the output flipped back: the same pixels, bit for bit). OpenCV's
+    #: remap reads such a slow rise up to 1.6× slower than the mirror-image fall;
+    #: steeper rises gain nothing and would pay for the flip. 0 turns it off. See
+    #: docs/PERFORMANCE.md.
+    mirror_max_rise: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +135,16 @@ def grid_box_mm(pose: Pose, params: RectifyParams) -> tuple[float, float, float,
 
 
 def build_map(
-    calibration: Calibration, pose: Pose, params: RectifyParams
+    calibration: Calibration, pose: Pose, params: RectifyParams, mirrored: bool = False
 ) -> tuple[np.ndarray, float, float]:
     """Raw-frame pixel coordinates of every canonical pixel, (rows, cols, 2) float32.
 
     Returns the map and the local mm of its pixel (0, 0). The lattice nodes sit at
     the exact positions ``cv2.resize`` interpolates between (pixel-centre convention:
     destination ``j`` samples source ``(j + 0.5)/step − 0.5``), one node beyond each
-    side so that no output pixel is extrapolated.
+    side so that no output pixel is extrapolated. ``mirrored`` gives the map with its
+    columns in reverse order (the same values: the lattice is symmetric), without
+    copying the dense map.
     """
     s = params.mm_per_px
     u0, v0, u1, v1 = grid_box_mm(pose, params)
@@ -151,10 +160,21 @@ def build_map(
     local[..., 0] = u0 + jc[None, :] * s
     local[..., 1] = v0 + jr[:, None] * s
     lattice = calibration.mm_to_px(pose.local_to_belt(local)).astype(np.float32)
+    if mirrored:
+        lattice = np.ascontiguousarray(lattice[:, ::-1])
     dense = cv2.resize(lattice, (nc * step, nr * step), interpolation=cv2.INTER_LINEAR)
     # A view, not a copy: OpenCV takes strided rows, and copying the map (≈5 MB) cost
     # about as much as building it.
-    return dense[step : step + rows, step : step + cols], u0, v0
+    c0 = nc * step - step - cols if mirrored else step
+    return dense[step : step + rows, c0 : c0 + cols], u0, v0
+
+
+def row_rise(calibration: Calibration, pose: Pose, params: RectifyParams) -> float:
+    """Source rows gained per source column along an output row (the body's middle)."""
+    u0, v0, u1, v1 = grid_box_mm(pose, params)
+    v = 0.5 * (v0 + v1)
+    (x0, y0), (x1, y1) = calibration.mm_to_px(pose.local_to_belt(np.array([[u0, v], [u1, v]])))
+    return float((y1 - y0) / (x1 - x0)) if x1 != x0 else 0.0
 
 
 def rectify(
@@ -167,7 +187,8 @@ def rectify(
     weights were off by up to 1.6 levels), so ``cv2.convertMaps`` would only add a
     pass over the map (≈0.8 ms) and lose precision.
     """
-    mapping, u0, v0 = build_map(calibration, pose, params)
+    mirrored = 0.0 < row_rise(calibration, pose, params) < params.mirror_max_rise
+    mapping, u0, v0 = build_map(calibration, pose, params, mirrored)
     h, w = frame.shape[:2]
     corners = mapping[[0, 0, -1, -1], [0, -1, 0, -1]]
     in_frame = bool(
@@ -177,4 +198,6 @@ def rectify(
         and np.all(corners[:, 1] <= h - 1)
     )
     image = cv2.remap(frame, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    if mirrored:
+        image = cv2.flip(image, 1)
     return Rectified(image, params.mm_per_px, u0, v0, pose, in_frame)

@@ -88,6 +88,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--model-threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)"
     )
+    p.add_argument(
+        "--no-remap-mirror",
+        action="store_true",
+        help="never sample the remap backwards (RectifyParams.mirror_max_rise = 0),"
+        " to compare on a new machine",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_bench)
 
@@ -218,7 +224,8 @@ def _classifier_report(model: Path, threads: int, report: dict[str, Any]) -> dic
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from vision.pipeline import InspectionContext
+    from vision.pipeline import InspectionContext, InspectionParams
+    from vision.rectify import RectifyParams
 
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
@@ -235,8 +242,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         annotate=not args.no_annotate,
         defer_overlay=not args.inline_overlay,
         classifier=classifier,
+        params=InspectionParams(rectify=RectifyParams(mirror_max_rise=0.0))
+        if args.no_remap_mirror
+        else None,
     )
     report = run_bench(frames, ctx, args.repeat)
+    report["remap_mirror_max_rise"] = ctx.params.rectify.mirror_max_rise
     report["classifier"] = None
     if classifier is not None:
         report["classifier"] = _classifier_report(args.model, args.model_threads, report)
