@@ -190,6 +190,7 @@ def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
     config = f"[api]\nmax_event_clients = {args.clients + 8}\n"
     rounds = max(1, int(getattr(args, "rounds", 1)))
     nice = int(getattr(args, "client_nice", 0))
+    profile = str(getattr(args, "profile", "stress"))
     stats = ClientStats()
     idle_windows: list[tuple[float, float]] = []
     load_windows: list[tuple[float, float]] = []
@@ -206,7 +207,12 @@ def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
             s0, t0 = status(demo), time.monotonic()
             time.sleep(args.seconds)
             s1, t1 = status(demo), time.monotonic()
-            stats.add(asyncio.run(drive_clients(demo.base_url, args.clients, args.seconds)))
+            if profile == "control":
+                busy_cores(CONTROL_PROCESSES, args.seconds)
+            else:
+                stats.add(
+                    asyncio.run(drive_clients(demo.base_url, args.clients, args.seconds, profile))
+                )
             s2, t2 = status(demo), time.monotonic()
             time.sleep(args.settle_s)  # masks triggered under load reach their ejector
             s3 = status(demo)
@@ -223,6 +229,7 @@ def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "clients": args.clients,
         "client_nice": nice,
+        "profile": profile,
         "seconds": args.seconds,
         "rounds": rounds,
         "requests": stats.requests,
@@ -235,6 +242,28 @@ def cmd_load(args: argparse.Namespace) -> dict[str, Any]:
         "late_decisions_under_load": load_delta["late"],
         "ignored_masks_settling": settling,
     }
+
+
+#: Busy processes of the ``control`` profile: one per core of the development machine.
+CONTROL_PROCESSES = 2
+
+
+def busy_cores(processes: int, seconds: float) -> None:
+    """The control for ``load``: no HTTP at all, only ``processes`` busy loops at
+    niceness 19 for ``seconds``. What they do to the inspection's p99 is what any
+    lowest-priority work on the station's own cores does (shared caches, memory
+    bandwidth, the scheduler's time slices), not what the API costs."""
+    code = (
+        "import os, time\n"
+        "os.nice(19)\n"
+        f"end = time.monotonic() + {float(seconds)}\n"
+        "n = 0\n"
+        "while time.monotonic() < end:\n"
+        "    n += sum(range(1000))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(processes)]
+    for proc in procs:
+        proc.wait()
 
 
 def _add(total: dict[str, int], delta: dict[str, int]) -> None:
@@ -386,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="niceness of the clients (19: they stand in for remote pages and yield the "
         "station's cores; 0: they compete with it)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("stress", "page", "control"),
+        default="stress",
+        help="stress: every GET endpoint each second (default); page: what an open "
+        "supervisor page asks (status every 5 s, thumbnails of rejects, SPC); control: "
+        "no clients, two busy loops at niceness 19 (what any background work costs)",
     )
     p.set_defaults(run=cmd_load)
     p = sub.add_parser("memory", help="peak RSS with the supervisor page open")

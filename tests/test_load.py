@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -45,6 +46,30 @@ def test_ten_clients_for_ten_seconds_no_request_fails() -> None:
     # and last masks may fall outside a stream's lifetime).
     assert result["sse_events_received"] >= 10 * (result["with_load"]["masks"] - 2)
     assert result["late_decisions_under_load"] == 0, result
+
+
+def test_page_clients_do_what_an_open_page_does() -> None:
+    """The ``page`` profile: every client loads the page's start-up data (eight GETs),
+    holds its stream and hears every mask; nothing fails, nothing comes late."""
+    load = load_script()
+    args = argparse.Namespace(
+        clients=5, seconds=10.0, settle_s=3.0, seed=3, rounds=1, client_nice=0, profile="page"
+    )
+    result = load.cmd_load(args)
+    assert result["profile"] == "page"
+    assert result["request_failures"] == 0, result["errors"]
+    assert result["requests"] >= 5 * 9  # 8 start-up GETs and the event stream each
+    assert result["with_load"]["masks"] >= 1, result
+    assert result["sse_events_received"] >= 5 * (result["with_load"]["masks"] - 2)
+    assert result["late_decisions_under_load"] == 0, result
+
+
+def test_control_profile_runs_niced_busy_loops_for_the_window() -> None:
+    """The control's busy loops start and stop with the window they stand in for."""
+    load = load_script()
+    t0 = time.monotonic()
+    load.busy_cores(1, 1.0)
+    assert 0.9 < time.monotonic() - t0 < 5.0
 
 
 def test_memory_and_process_readings_are_real() -> None:
