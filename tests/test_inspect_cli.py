@@ -232,6 +232,8 @@ def test_bench_json(capsys) -> None:
     assert c["ort_ms"] > 0 and c["tiles"] > 0
     assert c["torch_eager_fp32_ms"] is None or c["speedup"] > 0
     assert report["remap_mirror_max_rise"] > 0
+    spread = report["frame_median_ms"]
+    assert 0 < spread["min"] <= spread["max"] and report["ratio_slowest_frame_to_p50"] >= 1.0
 
 
 def test_bench_can_turn_the_remap_mirror_off(capsys) -> None:
