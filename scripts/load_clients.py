@@ -73,17 +73,25 @@ class ClientStats:
         self.errors += other.errors[: max(0, 10 - len(self.errors))]
 
 
+async def _get(client: httpx.AsyncClient, stats: ClientStats, path: str) -> httpx.Response | None:
+    """One counted GET: the response, or None (and a recorded failure) unless 200."""
+    try:
+        r = await client.get(path)
+    except httpx.HTTPError as err:
+        stats.requests += 1
+        stats.fail(f"{path}: {type(err).__name__}")
+        return None
+    stats.requests += 1
+    if r.status_code != 200:
+        stats.fail(f"{path}: HTTP {r.status_code}")
+        return None
+    return r
+
+
 async def _poller(client: httpx.AsyncClient, stats: ClientStats, stop_at: float) -> None:
     while time.monotonic() < stop_at:
         for path in POLLED_PATHS:
-            try:
-                r = await client.get(path)
-                stats.requests += 1
-                if r.status_code != 200:
-                    stats.fail(f"{path}: HTTP {r.status_code}")
-            except httpx.HTTPError as err:
-                stats.requests += 1
-                stats.fail(f"{path}: {type(err).__name__}")
+            await _get(client, stats, path)
         await asyncio.sleep(POLL_PERIOD_S)
 
 
@@ -136,20 +144,6 @@ async def _page(client: httpx.AsyncClient, stats: ClientStats, stop_at: float) -
             stats.fail(f"live: {type(err).__name__}")
 
     await asyncio.gather(_poller(client, stats, stop_at), _sse(client, stats, stop_at), preview())
-
-
-async def _get(client: httpx.AsyncClient, stats: ClientStats, path: str) -> httpx.Response | None:
-    try:
-        r = await client.get(path)
-    except httpx.HTTPError as err:
-        stats.requests += 1
-        stats.fail(f"{path.split('?')[0]}: {type(err).__name__}")
-        return None
-    stats.requests += 1
-    if r.status_code != 200:
-        stats.fail(f"{path.split('?')[0]}: HTTP {r.status_code}")
-        return None
-    return r
 
 
 def _iso(t: float) -> str:
