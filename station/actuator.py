@@ -114,6 +114,9 @@ class Actuator:
         self._stop = False
         self._thread: threading.Thread | None = None
         self.in_flight: list[InFlight] = []
+        #: Pulses fired since start: counted here, so that a reader attached after the
+        #: first mask (the station starts the belt before its web page) misses none.
+        self.pulses_fired = 0
         self.late = 0
         self.forced = 0
         self.record_failures = 0
@@ -259,6 +262,7 @@ class Actuator:
         self._pulse_start(reject)
         item.fired = "reject" if reject else "accept"
         item.fired_at_s = self._time()
+        self.pulses_fired += 1
         for callback in self.on_fired:
             try:
                 callback(item)

@@ -141,6 +141,9 @@ class Station:
             belt_clock=belt_clock,
         )
         self._triggers: queue.Queue[tuple[float, float]] = queue.Queue()
+        #: Triggers taken but not yet tracked by the actuator (queued or being taken).
+        self._untracked = 0
+        self._untracked_lock = threading.Lock()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._watch: threading.Thread | None = None
@@ -189,7 +192,20 @@ class Station:
     # -- trigger → inspect -----------------------------------------------------------
     def _on_trigger(self, t0_s: float) -> None:
         """Photo-eye edge: runs on gpiozero's thread, so only note where the belt is."""
+        with self._untracked_lock:
+            self._untracked += 1
         self._triggers.put((t0_s, self.actuator.belt_position()))
+
+    def settled(self) -> bool:
+        """No trigger waiting or being taken, and no mask between camera and ejector.
+
+        A trigger is counted until the actuator tracks it, and a tracked mask stays in
+        flight until its pulse ends, so reading the two in this order misses none.
+        """
+        with self._untracked_lock:
+            if self._untracked:
+                return False
+        return not self.actuator.in_flight
 
     def trigger(self, t0_s: float | None = None) -> None:
         """Software trigger (presence detection, tests)."""
@@ -205,6 +221,8 @@ class Station:
                 continue
             ctx, spec_label, batch_id = self._recipe()
             item = self.actuator.track(t0, belt_t0, spec_label=spec_label, batch_id=batch_id)
+            with self._untracked_lock:
+                self._untracked -= 1
             target = t0 + line.capture_delay_ms / 1000
             wait_s = max(0.0, target - time.monotonic()) + line.frame_wait_ms / 1000
             frame = self.feed.wait_frame_at_or_after(target, wait_s)

@@ -8,7 +8,6 @@ the SQLite file, the HTTP server) is closed by :meth:`Runtime.close`.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -284,7 +283,11 @@ def build_runtime(
     if belt is not None:
         belt.start()
     if serve and config.api.enabled:
-        _serve(rt)
+        try:
+            _serve(rt)
+        except BaseException:
+            rt.close()  # a refused start leaves no thread running
+            raise
     return rt
 
 
@@ -357,42 +360,14 @@ def _health_dict(source: ReopeningSource) -> dict[str, Any]:
 
 
 def _serve(rt: Runtime) -> None:
-    import uvicorn
-
     from station.api import create_app
+    from station.api.server import check_port_free, start_api_server
 
-    token, created = load_or_create_token(rt.data_dir, rt.config.api.token)
+    api = rt.config.api
+    check_port_free(api.host, api.port)  # refused before the token is announced
+    token, created = load_or_create_token(rt.data_dir, api.token)
     if created:
         print(f"jeton superviseur (gardé dans {token_path(rt.data_dir)}) : {token}", flush=True)
     app = create_app(rt.store, station=rt, config=rt.config, token=token)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=rt.config.api.host,
-            port=rt.config.api.port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(
-        target=_serve_lowered, args=(server, rt.config.api.thread_nice), name="api", daemon=True
-    )
-    thread.start()
-    rt.server, rt.server_thread = server, thread
-    rt.url = f"http://{rt.config.api.host}:{rt.config.api.port}/"
-
-
-def _serve_lowered(server: Any, nice: int) -> None:
-    """Run the API server at a lower scheduling priority than the inspection.
-
-    On Linux the niceness is a thread's own, and threads inherit it from the thread
-    that starts them: the server's worker threads run lowered too, while the camera,
-    inspection and ejector threads keep the station's priority.
-    """
-    if nice > 0 and hasattr(os, "setpriority"):
-        tid = threading.get_native_id()
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-        except OSError as exc:
-            log.warning("API threads keep the station's priority: %s", exc)
-    server.run()
+    rt.server, rt.server_thread = start_api_server(app, api.host, api.port, api.thread_nice)
+    rt.url = f"http://{api.host}:{api.port}/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from station.config import load_config
 from station.frames import FrameFeed
 from station.gpio import Light, StationIO
 from station.loop import Station, Versions
+from station.runtime import build_simulated_runtime
+from station.simulator import SimulatedLine
 from vision.pipeline import InspectionContext, inspect_frame
 from vision.spec import PrototypeSpec
 from vision.synth import Renderer, SimCamera, sample_look, sample_mask
@@ -220,7 +223,7 @@ def test_api_threads_run_below_the_inspection_priority() -> None:
     import os
     import threading
 
-    from station.runtime import _serve_lowered
+    from station.api.server import serve_lowered
 
     seen: dict[str, int] = {}
 
@@ -236,9 +239,26 @@ def test_api_threads_run_below_the_inspection_priority() -> None:
             worker.join()
 
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    thread = threading.Thread(target=_serve_lowered, args=(Server(), 7))
+    thread = threading.Thread(target=serve_lowered, args=(Server(), 7))
     thread.start()
     thread.join()
     want = min(base + 7, 19)
     assert seen == {"server": want, "worker": want}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+def test_a_port_in_use_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
+    """The station must not print a page address where another program answers."""
+    import socket
+
+    from station.config import ConfigError
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        threads_before = threading.active_count()
+        cfg = load_config(overrides={"storage": {"data_dir": str(tmp_path)}, "api": {"port": port}})
+        with pytest.raises(ConfigError, match=rf"api\.port: 127\.0\.0\.1:{port} is already in use"):
+            build_simulated_runtime(cfg, SimulatedLine(cfg))
+    assert threading.active_count() == threads_before

@@ -28,6 +28,7 @@ from station.store import (
     SchemaTooNewError,
     StoreError,
 )
+from station.store.readpool import DEFAULT_IDLE_READERS
 from station.store.schema import migrate, split_statements, user_version
 from vision.types import Defect, InspectionResult, Measurements
 
@@ -396,7 +397,37 @@ def test_readers_on_other_threads_read_while_the_loop_writes(store: QCStore) -> 
         t.join(timeout=30)
     assert not errors
     assert store.counts()["total"] == 150
-    assert len(store._readers) >= 3  # one connection per reader thread
+
+
+def test_threads_that_read_then_exit_leave_no_connection_open(store: QCStore) -> None:
+    """The API's worker threads come and go: each new one must not keep a connection."""
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        t = threading.Thread(target=store.counts)
+        t.start()
+        t.join(timeout=10)
+    assert store._readers.open_count <= DEFAULT_IDLE_READERS
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 2 * DEFAULT_IDLE_READERS
+
+
+def test_readers_at_once_each_get_a_connection_and_close_the_extra(store: QCStore) -> None:
+    barrier = threading.Barrier(5)
+    seen: list[int] = []
+
+    def read() -> None:
+        with store._read() as conn:
+            seen.append(id(conn))
+            barrier.wait(timeout=10)  # all five hold a transaction at once
+
+    threads = [threading.Thread(target=read) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(set(seen)) == 5
+    assert store._readers.open_count == DEFAULT_IDLE_READERS
+    store.close()
+    assert store._readers.open_count == 0
 
 
 def test_closed_store_raises(db_path: Path) -> None:

@@ -45,7 +45,7 @@ def _serve_forever(rt: Runtime, duration_s: float | None) -> int:
             time.sleep(1.0)
             line = _summary(rt, started)
             print(f"\r{line}\033[K" if tty else line, end="" if tty else "\n", flush=True)
-            if rt.belt is not None and rt.belt.finished() and not rt.station.actuator.in_flight:
+            if rt.belt is not None and rt.belt.finished() and rt.station.settled():
                 break
     except KeyboardInterrupt:
         pass

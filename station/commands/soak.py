@@ -54,8 +54,14 @@ STUCK_S_PER_MASK = 20.0
 #: Time allowed at the end for the last pulses and the outbox to drain, seconds.
 DRAIN_S = 10.0
 _KIB = 1024
+#: How long threads may take to end after the station closed (anyio's idle workers get
+#: their stop from the closing event loop and end a moment later), seconds.
+THREAD_WIND_DOWN_S = 5.0
 #: Descriptors that may come and go between two samples (an API connection, a JPEG).
 FD_SLACK = 4
+#: Share of the run's masks before the descriptor baseline is taken: what opens once
+#: (a kept-alive API connection, the idle read connections) is not a leak.
+WARMUP_SHARE = 0.1
 #: Samples per window whose minimum is the RSS floor (transient buffers stripped).
 FLOOR_WINDOW_SAMPLES = 6
 #: Two-sided 95 % quantile of the normal law, for the slope's confidence interval.
@@ -93,6 +99,7 @@ class SoakReport:
     record_failures: int
     api_requests: int
     api_failures: int
+    api_errors: list[str]
     rss_start_mib: float
     rss_end_mib: float
     rss_max_mib: float
@@ -101,16 +108,29 @@ class SoakReport:
     rss_slope_ci95_mib_per_sim_h: tuple[float, float]
     #: Slope of the per-window minimum RSS over the second half.
     rss_floor_slope_mib_per_sim_h: float
+    #: Descriptors at the first sample, before any work.
+    fds_first: int
+    #: At the baseline, after :data:`WARMUP_SHARE` of the masks; ``fds_max`` is from there on.
     fds_start: int
     fds_end: int
     fds_max: int
+    #: What the descriptors point to (kind → count) at the baseline and at the end.
+    fd_kinds_start: dict[str, int]
+    fd_kinds_end: dict[str, int]
     fd_slope_per_sim_h: float
     threads_start: int
     threads_end: int
+    #: Names of the threads alive at the end that were not at the start.
+    threads_left: list[str]
     outbox_max_rows: int
     outbox_end_rows: int
     outbox_end_pending: int
     exported_lines: int
+    #: Distinct inspection ids among them: delivery is at least once, so a batch whose
+    #: acknowledgement was lost is written again, and readers deduplicate on ``id``.
+    exported_ids: int
+    #: Inspections in the QC log at the end.
+    records: int
     samples: list[SoakSample] = field(default_factory=list)
 
 
@@ -119,13 +139,20 @@ def leaks(report: SoakReport) -> list[str]:
     its slope needs the long run, and the figure goes to docs/PERFORMANCE.md."""
     found = []
     if report.fds_end > report.fds_start + FD_SLACK:
-        found.append(f"file descriptors {report.fds_start} -> {report.fds_end}")
+        grown = {
+            kind: n - report.fd_kinds_start.get(kind, 0)
+            for kind, n in report.fd_kinds_end.items()
+            if n > report.fd_kinds_start.get(kind, 0)
+        }
+        found.append(f"file descriptors {report.fds_start} -> {report.fds_end} (more: {grown})")
     if report.threads_end != report.threads_start:
-        found.append(f"threads {report.threads_start} -> {report.threads_end}")
+        found.append(
+            f"threads {report.threads_start} -> {report.threads_end} ({report.threads_left})"
+        )
     if report.outbox_end_rows or report.outbox_end_pending:
         found.append(f"outbox not drained: {report.outbox_end_rows} rows left")
-    if report.exported_lines != report.masks:
-        found.append(f"{report.exported_lines} records exported for {report.masks} masks")
+    if report.exported_ids != report.records:
+        found.append(f"{report.exported_ids} records exported of {report.records} logged")
     return found
 
 
@@ -135,6 +162,19 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / _KIB
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def fd_kinds() -> dict[str, int]:
+    """Open descriptors by what they point to: a file's name, ``socket``, ``pipe``..."""
+    kinds: dict[str, int] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing (this very listing's own descriptor)
+            continue
+        kind = Path(target).name if target.startswith("/") else target.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 def open_fds() -> int:
@@ -239,19 +279,21 @@ def run_soak(
     cfg = load_config(overrides={**overrides, "line": line_timing_ms(cfg)})
     belt = SimulatedLine(cfg)
     threads_start = threading.active_count()
+    names_start = {t.name for t in threading.enumerate()}
     rt = build_simulated_runtime(cfg, belt, serve=poll_api)
-    fired = [0]
-    rt.station.actuator.on_fired.append(lambda _item: fired.__setitem__(0, fired[0] + 1))
+    actuator = rt.station.actuator
     outbox = Outbox(rt.store)
     api = _ApiPoller(rt.url) if poll_api and rt.url else None
     samples: list[SoakSample] = []
     started = time.monotonic()
+    warm_masks = max(1, round(WARMUP_SHARE * masks))
+    kinds_start: dict[str, int] | None = None
 
     def sample() -> SoakSample:
         s = SoakSample(
             wall_s=round(time.monotonic() - started, 2),
-            sim_s=round(fired[0] * NOMINAL_SPACING_MM / NOMINAL_BELT_SPEED_MM_S, 1),
-            masks=fired[0],
+            sim_s=round(actuator.pulses_fired * NOMINAL_SPACING_MM / NOMINAL_BELT_SPEED_MM_S, 1),
+            masks=actuator.pulses_fired,
             rss_mib=round(rss_mib(), 1),
             fds=open_fds(),
             threads=threading.active_count(),
@@ -268,38 +310,49 @@ def run_soak(
     try:
         deadline = started + masks * STUCK_S_PER_MASK
         next_sample = started
-        while fired[0] < masks:
+        while actuator.pulses_fired < masks:
             # Two masks under the photo-eye at once make one edge: the belt may finish
             # with fewer triggers than masks fed.
-            if belt.finished() and not rt.station.actuator.in_flight:
+            if belt.finished() and rt.station.settled():
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"soak stuck: {fired[0]} of {masks} masks after {deadline} s")
+                waited_s = time.monotonic() - started
+                raise RuntimeError(
+                    f"soak stuck: {actuator.pulses_fired} of {masks} masks after {waited_s:.0f} s"
+                )
             if api is not None:
                 api.poll()
             if time.monotonic() >= next_sample:
+                if kinds_start is None and actuator.pulses_fired >= warm_masks:
+                    kinds_start = fd_kinds()
                 sample()
                 next_sample += sample_s
             time.sleep(min(0.5, sample_s))
         drain_end = time.monotonic() + DRAIN_S
         while time.monotonic() < drain_end and outbox.pending_count("soak"):
             time.sleep(0.2)
+        kinds_end = fd_kinds()
         last = sample()
         counts = rt.store.counts()
         frames = rt.station.feed.frames_read
         status = rt.status()
     finally:
         rt.close(keep_store=True)
-    exported = sum(1 for _ in (data_dir / "out.jsonl").open(encoding="utf-8"))
+    wind_down_end = time.monotonic() + THREAD_WIND_DOWN_S
+    while threading.active_count() > threads_start and time.monotonic() < wind_down_end:
+        time.sleep(0.05)
+    with (data_dir / "out.jsonl").open(encoding="utf-8") as fh:
+        exported = [json.loads(line)["id"] for line in fh]
     rt.store.close()
     xs = [s.sim_s / 3600 for s in samples]
     rss = [s.rss_mib for s in samples]
+    warm = [s for s in samples if s.masks >= warm_masks] or [last]
     rss_fit = slope_ci95(xs, rss)
     return SoakReport(
         sim_minutes=sim_minutes,
         scale=scale,
         masks_fed=belt.fed,
-        masks=fired[0],
+        masks=actuator.pulses_fired,
         frames=frames,
         wall_s=round(time.monotonic() - started, 1),
         verdicts={k: counts[k] for k in ("total", "accepted", "rejected", "errors", "no_mask")},
@@ -307,22 +360,29 @@ def run_soak(
         record_failures=int(status["record_failures"]),
         api_requests=api.requests if api else 0,
         api_failures=api.failures if api else 0,
+        api_errors=api.errors if api else [],
         rss_start_mib=samples[0].rss_mib,
         rss_end_mib=last.rss_mib,
         rss_max_mib=max(s.rss_mib for s in samples),
         rss_slope_mib_per_sim_h=round(rss_fit[0], 2),
         rss_slope_ci95_mib_per_sim_h=(round(rss_fit[1], 2), round(rss_fit[2], 2)),
         rss_floor_slope_mib_per_sim_h=round(floor_slope(xs, rss), 2),
-        fds_start=samples[0].fds,
+        fds_first=samples[0].fds,
+        fds_start=warm[0].fds,
         fds_end=last.fds,
-        fds_max=max(s.fds for s in samples),
+        fds_max=max(s.fds for s in warm),
+        fd_kinds_start=kinds_start if kinds_start is not None else kinds_end,
+        fd_kinds_end=kinds_end,
         fd_slope_per_sim_h=round(second_half_slope(xs, [float(s.fds) for s in samples]), 2),
         threads_start=threads_start,
         threads_end=threading.active_count(),
+        threads_left=sorted(t.name for t in threading.enumerate() if t.name not in names_start),
         outbox_max_rows=max(s.outbox_rows for s in samples),
         outbox_end_rows=last.outbox_rows,
         outbox_end_pending=last.outbox_pending,
-        exported_lines=exported,
+        exported_lines=len(exported),
+        exported_ids=len(set(exported)),
+        records=counts["total"],
         samples=samples,
     )
 
@@ -336,6 +396,8 @@ class _ApiPoller:
         self.client = httpx.Client(base_url=url, timeout=5.0)
         self.requests = 0
         self.failures = 0
+        #: What the failures were, each kind once: a count alone cannot be diagnosed.
+        self.errors: list[str] = []
         self._next = 0.0
 
     def poll(self) -> None:
@@ -345,10 +407,14 @@ class _ApiPoller:
         for path in ("/api/v1/status", "/api/v1/counts", "/metrics", "/api/v1/inspections"):
             self.requests += 1
             try:
-                if self.client.get(path).status_code != 200:
-                    self.failures += 1
-            except Exception:  # noqa: BLE001 - a failed request is counted, the soak goes on
+                status = self.client.get(path).status_code
+                error = None if status == 200 else f"{path}: HTTP {status}"
+            except Exception as exc:  # noqa: BLE001 - a failed request is counted, the soak goes on
+                error = f"{path}: {type(exc).__name__}: {exc}"
+            if error is not None:
                 self.failures += 1
+                if error not in self.errors:
+                    self.errors.append(error)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -3,8 +3,9 @@
 Durability comes first: WAL with ``synchronous=FULL`` means :meth:`QCStore.record`
 returns only once the row is on disk, so a power cut or ``kill -9`` loses no row the
 inspection loop believed written. One writer connection, guarded by a lock, serves the
-inspection loop (and the rare batch change); each reader thread gets its own
-connection, and WAL lets those readers run while the loop writes.
+inspection loop (and the rare batch change); readers borrow a read connection for one
+transaction from a small pool (:mod:`.readpool`), and WAL lets them run while the loop
+writes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .analytics import AnalyticsMixin, read_counts
 from .errors import BatchError, StoreBusyError, StoreError
 from .labelstore import LabelsMixin
 from .queries import InspectionPage, build_filters, parse_cursor
+from .readpool import ReaderPool
 from .records import (
     INSPECTION_COLUMNS,
     Batch,
@@ -67,10 +69,7 @@ class QCStore(AnalyticsMixin, LabelsMixin):
         self.path = Path(path)
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._write_lock = threading.Lock()
-        self._readers_lock = threading.Lock()
-        self._readers: list[sqlite3.Connection] = []
-        self._reader_generation = 0
-        self._local = threading.local()
+        self._readers = ReaderPool(lambda: self._connect(read_only=True))
         self._closed = False
         self._listeners: list[RecordListener] = []
         #: Transactions this object committed: readers that keep answers (the API's
@@ -125,27 +124,16 @@ class QCStore(AnalyticsMixin, LabelsMixin):
         if self._closed:
             raise StoreError(f"QC log {self.path} is closed")
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection, opened on first use."""
-        self._check_open()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "generation", -1) != self._reader_generation:
-            conn = self._connect(read_only=True)
-            with self._readers_lock:
-                self._readers.append(conn)
-                self._local.conn = conn
-                self._local.generation = self._reader_generation
-        return conn
-
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same snapshot."""
-        conn = self._reader()
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        self._check_open()
+        with self._readers.lend() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
     @contextmanager
     def _write(self, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
@@ -183,15 +171,11 @@ class QCStore(AnalyticsMixin, LabelsMixin):
             self._write_lock.release()
 
     def close_readers(self) -> None:
-        """Close every reader connection; threads transparently reopen on next read.
+        """Close every reader connection; the next read opens a new one.
 
-        The API calls this on shutdown so its worker threads leave no open handles.
+        The API calls this on shutdown so that it leaves no open handles.
         """
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-            self._reader_generation += 1
-        for conn in readers:
-            conn.close()
+        self._readers.close_all()
 
     def close(self) -> None:
         """Close all connections; later calls raise :class:`StoreError`. Idempotent."""
@@ -200,7 +184,7 @@ class QCStore(AnalyticsMixin, LabelsMixin):
                 return
             self._closed = True
             self._writer.close()
-        self.close_readers()
+        self._readers.close_all(final=True)
 
     def __enter__(self) -> QCStore:
         return self

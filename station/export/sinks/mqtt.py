@@ -115,9 +115,12 @@ class MqttSink(Sink):
 
     def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         with self._cond:
-            self._connected = False
+            was_connected, self._connected = self._connected, False
             if reason.is_failure and self._last_error is None:  # keep a refusal's reason
-                self._last_error = f"disconnected: {reason}"
+                # Closed before the broker answered the CONNECT (TLS, a proxy, the
+                # network): paho only says "Unspecified error"; say where it broke.
+                where = "disconnected" if was_connected else "closed before the broker answered"
+                self._last_error = f"{where}: {reason}"
             self._cond.notify_all()
         log.info("mqtt %s: disconnected (%s)", self.name, reason)
 
