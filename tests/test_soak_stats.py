@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from station.commands.soak import floor_slope, second_half_slope, slope_ci95
+from station.commands.soak_stats import floor_slope, second_half_slope, slope_ci95
 
 
 def _series(slope: float, noise_mib: float, n: int = 120, seed: int = 0) -> tuple[list, list]:

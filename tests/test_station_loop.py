@@ -126,6 +126,24 @@ def test_a_good_mask_is_accepted_and_pulses_accept(scene) -> None:
     assert item.fired == "accept"
 
 
+def test_settled_counts_a_trigger_from_its_edge_until_its_pulse_ends(scene) -> None:
+    """`demo --masks N` and the soak stop on this: a trigger not yet tracked counts."""
+    image, ctx = scene
+    station, io, _src, settled = make_station(image, ctx)
+    try:
+        assert station.settled()
+        station.trigger()
+        assert not station.settled()  # queued, being taken or in flight: all the same
+        deadline = time.monotonic() + 5
+        while not station.settled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert station.settled()
+        assert station.actuator.pulses_fired == 1 and len(settled) == 1
+    finally:
+        station.stop()
+        io.close()
+
+
 def test_slow_inspection_is_rejected_late(scene) -> None:
     image, ctx = scene
 
