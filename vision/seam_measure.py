@@ -42,10 +42,16 @@ def measure_rows(
     seam: SeamSpec,
     params: SeamParams,
 ) -> dict[int, Measured]:
-    """Stitch length and gaps of every measured column of the perimeter at once."""
+    """Stitch length and gaps of every measured column of the perimeter at once.
+
+    ``side_of`` names each column's line: ``i`` for side ``SIDES[i]``, and
+    ``i + len(SIDES)`` for a second candidate row of that side, measured in the same
+    pass as if in a call of its own (the whole seam's period that gap pulses use is
+    taken within each set of lines).
+    """
     img, line = per.image, per.line
     r_i = np.clip(np.round(rows).astype(np.intp), 1, img.shape[0] - 2)
-    n_sides = len(SIDES)
+    n_sides = int(side_of.max()) + 1 if len(side_of) else len(SIDES)
     # Stitch signal: colour distance to the thread along the thread's rows (each row
     # and side has its own thread colour: the median of that row).
     half = round(params.thread_halfwidth_mm / s)
@@ -98,29 +104,28 @@ def measure_rows(
             params.pitch_harmonics,
         )
         spectra[i] = (power, period, score)
-    seam_period: list[float] = []
+    seam_period: dict[int, float] = {}
 
     def pulses_of(i: int) -> StitchPulses | None:
         """Side ``i``'s needle-hole pulses, measured only when a stretch long enough
         to be a gap needs them (rare: most seams have none)."""
-        if not seam_period:
+        lines = i // len(SIDES)  # first rows, or second candidates
+        if lines not in seam_period:
             # At the whole seam's period (one machine setting; a side alone may lock
             # onto a print's period).
-            summed = np.sum([v[0] for v in spectra.values()], axis=0)
-            seam_period.append(
-                pick_period(
-                    summed,
-                    params.fft_size,
-                    params.pitch_min_ratio * nominal,
-                    params.pitch_max_ratio * nominal,
-                    params.pitch_harmonics,
-                )[0]
-            )
+            summed = np.sum([v[0] for k, v in spectra.items() if k // len(SIDES) == lines], axis=0)
+            seam_period[lines] = pick_period(
+                summed,
+                params.fft_size,
+                params.pitch_min_ratio * nominal,
+                params.pitch_max_ratio * nominal,
+                params.pitch_harmonics,
+            )[0]
         sel = side_of == i
         # Luminance along the thread row and beside it (detrended): the needle holes.
         row = lum[sel] - cv2.blur(lum[sel][None, :], (hp, 1))[0]
         beside = lum_beside[sel] - cv2.blur(lum_beside[sel][None, :], (hp, 1))[0]
-        return StitchPulses.measure(row, beside, seam_period[0], params.pulses)
+        return StitchPulses.measure(row, beside, seam_period[lines], params.pulses)
 
     for i in sides:
         sel = side_of == i

@@ -41,7 +41,6 @@ from vision.rectify import Rectified
 from vision.seam_band import side_length
 from vision.seam_measure import Measured, measure_rows
 from vision.seam_row import (
-    Perimeter,
     SideLine,
     fallback_line,
     locate_rows,
@@ -202,9 +201,20 @@ def analyse_seams(
         col_list.append(cols)
         row_list.append(per.edge_row[cols] + (icpt + slope * per.t_mm[cols]) / s)
         side_list.append(np.full(len(cols), i))
+    # Second candidate rows, measured in the same pass (ids past the four sides).
+    n = len(SIDES)
+    for i, alt in enumerate(alternative):
+        _t0, _t1, j0, j1 = spans[i]
+        if alt is None or j1 - j0 < 8:
+            continue
+        cols = np.arange(j0, j1)
+        col_list.append(cols)
+        row_list.append(per.edge_row[cols] + (alt[1] + alt[2] * per.t_mm[cols]) / s)
+        side_list.append(np.full(len(cols), n + i))
     results: dict[str, SeamSide] = {}
+    both: dict[int, Measured] = {}
     if col_list:
-        measured = measure_rows(
+        both = measure_rows(
             per,
             np.concatenate(col_list),
             np.concatenate(row_list),
@@ -213,9 +223,9 @@ def analyse_seams(
             seam,
             params,
         )
-    else:
-        measured = {}
-    _choose_rows(per, s, seam, params, spans, found, alternative, fallback, offset, measured)
+    measured = {i: m for i, m in both.items() if i < n}
+    other = {i - n: m for i, m in both.items() if i >= n}
+    _choose_rows(found, alternative, fallback, offset, measured, other)
     for i, side in enumerate(SIDES):
         t0, t1, _j0, _j1 = spans[i]
         length = side_length(body, side)
@@ -272,40 +282,22 @@ def analyse_seams(
 
 
 def _choose_rows(
-    per: Perimeter,
-    s: float,
-    seam: SeamSpec,
-    params: SeamParams,
-    spans: list[tuple[float, float, int, int]],
     found: list[SideLine | None],
     alternative: list[SideLine | None],
     fallback: list[bool],
     offset: dict[str, float],
     measured: dict[int, Measured],
+    other: dict[int, Measured],
 ) -> None:
-    """Where the row search offers a second candidate (the row that pulses, see
+    """Where the row search offered a second candidate (the row that pulses, see
     :func:`vision.seam_row.locate_rows`), keep the one whose stitch spectrum has the
     stronger harmonic series: the seam's needle holes make one, a stripe or a sliver
     of cloth does not, and neither does a print motif. Updates the lists in place.
-    Costs a second measurement only for those sides (rare: where a stripe or a print
-    edge runs along the seam)."""
-    sides = [
-        i for i, a in enumerate(alternative) if a is not None and spans[i][3] - spans[i][2] >= 8
-    ]
-    if not sides:
-        return
-    cols = [np.arange(spans[i][2], spans[i][3]) for i in sides]
-    rows = [
-        per.edge_row[c] + (alternative[i][1] + alternative[i][2] * per.t_mm[c]) / s  # type: ignore[index]
-        for i, c in zip(sides, cols, strict=True)
-    ]
-    owner = [np.full(len(c), i) for i, c in zip(sides, cols, strict=True)]
-    other = measure_rows(
-        per, np.concatenate(cols), np.concatenate(rows), np.concatenate(owner), s, seam, params
-    )
-    for i in sides:
-        if i in other and (i not in measured or other[i][1] > measured[i][1]):
-            found[i], fallback[i], measured[i] = alternative[i], False, other[i]
+    ``other`` holds the candidates' measurements, taken in the same pass as the first
+    rows' (rare: where a stripe or a print edge runs along the seam)."""
+    for i, m in other.items():
+        if i not in measured or m[1] > measured[i][1]:
+            found[i], fallback[i], measured[i] = alternative[i], False, m
             offset[SIDES[i]] = float(np.median(alternative[i][0][:, 1]))  # type: ignore[index]
 
 
