@@ -406,7 +406,7 @@ def test_threads_that_read_then_exit_leave_no_connection_open(store: QCStore) ->
         t = threading.Thread(target=store.counts)
         t.start()
         t.join(timeout=10)
-    assert store._readers.open_count <= DEFAULT_IDLE_READERS
+    assert store.read_connections <= DEFAULT_IDLE_READERS
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2 * DEFAULT_IDLE_READERS
 
 
@@ -425,9 +425,9 @@ def test_readers_at_once_each_get_a_connection_and_close_the_extra(store: QCStor
     for t in threads:
         t.join(timeout=10)
     assert len(set(seen)) == 5
-    assert store._readers.open_count == DEFAULT_IDLE_READERS
+    assert store.read_connections == DEFAULT_IDLE_READERS
     store.close()
-    assert store._readers.open_count == 0
+    assert store.read_connections == 0
 
 
 def test_closed_store_raises(db_path: Path) -> None:

@@ -44,6 +44,7 @@ from station.commands.soak_stats import (
     slope_ci95,
 )
 from station.config import load_config
+from station.store.readpool import DEFAULT_IDLE_READERS
 
 #: The default line, whose hour the soak simulates.
 NOMINAL_BELT_SPEED_MM_S = 150.0
@@ -63,6 +64,8 @@ DRAIN_S = 10.0
 THREAD_WIND_DOWN_S = 5.0
 #: Descriptors that may come and go between two samples (an API connection, a JPEG).
 FD_SLACK = 4
+#: A SQLite connection in WAL mode holds the database file and its WAL open.
+FDS_PER_READ_CONNECTION = 2
 #: Share of the run's masks before the descriptor baseline is taken: what opens once
 #: (a kept-alive API connection, the idle read connections) is not a leak.
 WARMUP_SHARE = 0.1
@@ -82,6 +85,14 @@ class SoakSample:
     outbox_pending: int
     in_flight: int
     record_backlog: int
+    #: The QC log's read connections (two descriptors each), pooled and bounded.
+    read_connections: int = 0
+
+    @property
+    def fds_net(self) -> int:
+        """Descriptors other than the QC log's pooled read connections: the pool may
+        keep a few more idle later in the run, which is not a leak (it is bounded)."""
+        return self.fds - FDS_PER_READ_CONNECTION * self.read_connections
 
 
 @dataclass
@@ -110,10 +121,15 @@ class SoakReport:
     rss_floor_slope_mib_per_sim_h: float
     #: Descriptors at the first sample, before any work.
     fds_first: int
-    #: At the baseline, after :data:`WARMUP_SHARE` of the masks; ``fds_max`` is from there on.
+    #: At the baseline, after :data:`WARMUP_SHARE` of the masks; ``fds_max`` is from there
+    #: on. These three leave out the QC log's pooled read connections
+    #: (:attr:`SoakSample.fds_net`), counted apart in ``read_connections_max``.
     fds_start: int
     fds_end: int
     fds_max: int
+    read_connections_max: int
+    #: Once the station has closed (no read in progress): at most the pool's idle cap.
+    read_connections_end: int
     #: What the descriptors point to (kind → count) at the baseline and at the end.
     fd_kinds_start: dict[str, int]
     fd_kinds_end: dict[str, int]
@@ -145,6 +161,11 @@ def leaks(report: SoakReport) -> list[str]:
             if n > report.fd_kinds_start.get(kind, 0)
         }
         found.append(f"file descriptors {report.fds_start} -> {report.fds_end} (more: {grown})")
+    if report.read_connections_end > DEFAULT_IDLE_READERS:
+        found.append(
+            f"{report.read_connections_end} QC-log read connections open at rest"
+            f" (the pool keeps {DEFAULT_IDLE_READERS})"
+        )
     if report.threads_end != report.threads_start:
         found.append(
             f"threads {report.threads_start} -> {report.threads_end} ({report.threads_left})"
@@ -227,6 +248,7 @@ def run_soak(
             outbox_pending=outbox.pending_count("soak"),
             in_flight=len(rt.station.actuator.in_flight),
             record_backlog=rt.recorder.backlog_rows(),
+            read_connections=rt.store.read_connections,
         )
         samples.append(s)
         if progress is not None:
@@ -269,6 +291,7 @@ def run_soak(
         time.sleep(0.05)
     with (data_dir / "out.jsonl").open(encoding="utf-8") as fh:
         exported = [json.loads(line)["id"] for line in fh]
+    readers_at_rest = rt.store.read_connections  # every thread that reads has stopped
     rt.store.close()
     xs = [s.sim_s / 3600 for s in samples]
     rss = [s.rss_mib for s in samples]
@@ -294,12 +317,14 @@ def run_soak(
         rss_slope_ci95_mib_per_sim_h=(round(rss_fit[1], 2), round(rss_fit[2], 2)),
         rss_floor_slope_mib_per_sim_h=round(floor_slope(xs, rss), 2),
         fds_first=samples[0].fds,
-        fds_start=warm[0].fds,
-        fds_end=last.fds,
-        fds_max=max(s.fds for s in warm),
+        fds_start=warm[0].fds_net,
+        fds_end=last.fds_net,
+        fds_max=max(s.fds_net for s in warm),
+        read_connections_max=max(s.read_connections for s in samples),
+        read_connections_end=readers_at_rest,
         fd_kinds_start=kinds_start if kinds_start is not None else kinds_end,
         fd_kinds_end=kinds_end,
-        fd_slope_per_sim_h=round(second_half_slope(xs, [float(s.fds) for s in samples]), 2),
+        fd_slope_per_sim_h=round(second_half_slope(xs, [float(s.fds_net) for s in samples]), 2),
         threads_start=threads_start,
         threads_end=threading.active_count(),
         threads_left=sorted(t.name for t in threading.enumerate() if t.name not in names_start),

@@ -124,6 +124,12 @@ class QCStore(AnalyticsMixin, LabelsMixin):
         if self._closed:
             raise StoreError(f"QC log {self.path} is closed")
 
+    @property
+    def read_connections(self) -> int:
+        """Read connections open now (idle in the pool or lent): at most the pool's
+        idle cap at rest, whatever the number of threads that have read."""
+        return self._readers.open_count
+
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same snapshot."""
