@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers.ctrl_c import sigint_as_from_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,7 @@ def test_batch_start_switches_recipe_and_close(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=sigint_as_from_a_terminal,
     )
     try:
         deadline = time.monotonic() + 60

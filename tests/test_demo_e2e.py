@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers.ctrl_c import sigint_as_from_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +54,7 @@ def test_demo_counts_rise_and_ctrl_c_loses_nothing(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=sigint_as_from_a_terminal,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.ctrl_c import sigint_as_from_a_terminal
 from helpers.fake_station import FakeStation
 
 from station.store import QCStore
@@ -120,6 +121,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         text=True,
         cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=sigint_as_from_a_terminal,
     )
     lines: list[str] = []
     reader = threading.Thread(
