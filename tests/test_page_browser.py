@@ -190,7 +190,8 @@ def test_demo_page_counts_live_opens_a_reject_and_speaks_english(
     page.click("#token-form button[type=submit]")
     page.wait_for_selector("#token-dialog[open]", state="hidden")
     reject_id = page.get_attribute(".thumb", "data-id")
-    page.click(".thumb")
+    # By its id: the gallery is live, and a newer reject may take the first place.
+    page.click(f'.thumb[data-id="{reject_id}"]')
     page.wait_for_selector("#detail[open]")
     if page.is_visible("#label-confirm"):
         page.click("#label-confirm")
