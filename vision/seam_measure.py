@@ -51,7 +51,7 @@ def measure_rows(
     """
     img, line = per.image, per.line
     r_i = np.clip(np.round(rows).astype(np.intp), 1, img.shape[0] - 2)
-    n_sides = int(side_of.max()) + 1 if len(side_of) else len(SIDES)
+    n_lines = int(side_of.max()) + 1 if len(side_of) else len(SIDES)
     # Stitch signal: colour distance to the thread along the thread's rows (each row
     # and side has its own thread colour: the median of that row).
     half = round(params.thread_halfwidth_mm / s)
@@ -64,8 +64,8 @@ def measure_rows(
     # Group id of every sample (side, row, channel), built in int32 (half the traffic).
     rows_ch = np.arange(n_rows, dtype=np.int32)[:, None] * 3 + np.arange(3, dtype=np.int32)
     group = (side_of.astype(np.int32) * (n_rows * 3))[None, :, None] + rows_ch[:, None, :]
-    colours = grouped_median_u8(px.ravel(), group.ravel(), n_sides * n_rows * 3)
-    colours = colours.reshape(n_sides, n_rows, 3)
+    colours = grouped_median_u8(px.ravel(), group.ravel(), n_lines * n_rows * 3)
+    colours = colours.reshape(n_lines, n_rows, 3)
     diff = px.astype(np.float32) - colours[side_of].transpose(1, 0, 2)
     b, g, r = diff[..., 0], diff[..., 1], diff[..., 2]
     dist = np.sqrt(b * b + g * g + r * r)  # three plane products: no strided reduction

@@ -185,7 +185,7 @@ def analyse_seams(
         for side, f in zip(SIDES, found, strict=True)
     }
     # Columns measured on each side: between the neighbours' seams.
-    spans, col_list, row_list, side_list = [], [], [], []
+    spans = []
     for i, side in enumerate(SIDES):
         a, b = per.start[i], per.stop[i]
         t = per.t_mm[a:b]
@@ -194,23 +194,18 @@ def analyse_seams(
         t1 = t[-1] - offset[after] - params.end_margin_mm
         j0, j1 = a + int(np.searchsorted(t, t0)), a + int(np.searchsorted(t, t1))
         spans.append((t0, t1, j0, j1))
-        if found[i] is None or j1 - j0 < 8:
+    # Each side's row, then its second candidate (ids past the four sides): one pass.
+    n = len(SIDES)
+    col_list, row_list, side_list = [], [], []
+    for k, line in enumerate([*found, *alternative]):
+        _t0, _t1, j0, j1 = spans[k % n]
+        if line is None or j1 - j0 < _MIN_SIDE_COLUMNS:
             continue
         cols = np.arange(j0, j1)
-        _, icpt, slope = found[i]
+        _, icpt, slope = line
         col_list.append(cols)
         row_list.append(per.edge_row[cols] + (icpt + slope * per.t_mm[cols]) / s)
-        side_list.append(np.full(len(cols), i))
-    # Second candidate rows, measured in the same pass (ids past the four sides).
-    n = len(SIDES)
-    for i, alt in enumerate(alternative):
-        _t0, _t1, j0, j1 = spans[i]
-        if alt is None or j1 - j0 < 8:
-            continue
-        cols = np.arange(j0, j1)
-        col_list.append(cols)
-        row_list.append(per.edge_row[cols] + (alt[1] + alt[2] * per.t_mm[cols]) / s)
-        side_list.append(np.full(len(cols), n + i))
+        side_list.append(np.full(len(cols), k))
     results: dict[str, SeamSide] = {}
     both: dict[int, Measured] = {}
     if col_list:
@@ -300,6 +295,9 @@ def _choose_rows(
             found[i], fallback[i], measured[i] = alternative[i], False, m
             offset[SIDES[i]] = float(np.median(alternative[i][0][:, 1]))  # type: ignore[index]
 
+
+#: Fewer measured columns than this on a side: too short to measure its seam.
+_MIN_SIDE_COLUMNS = 8
 
 _NEIGHBOURS = {
     "top": ("left", "right"),
