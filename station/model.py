@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from vision.classify import ClassifierResult, Thresholds, classify_body
-from vision.tiles import NORMALISATIONS, TileGrid, TileParams, TileWorkspace, make_grid
+from vision.tiles import (
+    NORMALISATIONS,
+    TACK_FILLS,
+    TileGrid,
+    TileParams,
+    TileWorkspace,
+    make_grid,
+)
 from vision.types import DEFECT_CODES
 
 INPUT = "tiles"
@@ -115,12 +122,17 @@ def _normalisation(card: dict[str, Any]) -> str:
 def grid_from(card: dict[str, Any], body_mm: tuple[float, float] | None = None) -> TileGrid:
     """The station's tiling: the card's tile size and scale over the spec's nominal body."""
     t = card["tiling"]
+    fill = str(t.get("tack_fill", "colour"))
+    if fill not in TACK_FILLS:
+        raise ModelError(f"model card: unknown tack_fill {fill!r} (known: {', '.join(TACK_FILLS)})")
     params = TileParams(
         mm_per_px=float(card.get("preprocessing", {}).get("mm_per_px", 0.5)),
         tile_px=int(t["tile_px"]),
         max_stride_px=int(t["max_stride_px"]),
         tack_depth_mm=float(t.get("tack_depth_mm", 0.0)),
         tack_span_mm=tuple(float(v) for v in t.get("tack_span_mm", (0.0, 0.0))),  # type: ignore[arg-type]
+        # Cards before the mirrored fill painted the zones the fabric's colour.
+        tack_fill=fill,
         normalisation=_normalisation(card),
         belt_channels=bool(card.get("preprocessing", {}).get("belt_channels", False)),
     )

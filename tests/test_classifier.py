@@ -12,7 +12,15 @@ import pytest
 
 from station.model import Classifier, ModelError, bench_classifier, load_card
 from vision.classify import CLASSES, Thresholds, interpret
-from vision.tiles import TileWorkspace, body_canvas, canvas_affine, make_grid, prepare_batch
+from vision.tiles import (
+    TileParams,
+    TileWorkspace,
+    area_reduction,
+    body_canvas,
+    canvas_affine,
+    make_grid,
+    prepare_batch,
+)
 from vision.types import DEFECT_CODES
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -60,11 +68,14 @@ def _synthetic_rect(dot_mm: tuple[float, float], skew_deg: float) -> tuple[np.nd
     return img, m
 
 
+@pytest.mark.parametrize("mm_per_px", [0.5, 0.25])
 @pytest.mark.parametrize("skew_deg", [0.0, 0.6])
-def test_canvas_is_the_body_in_mask_mm(skew_deg: float) -> None:
+def test_canvas_is_the_body_in_mask_mm(skew_deg: float, mm_per_px: float) -> None:
+    """Coarse canvases are halved first, fine ones warped straight: both in mask mm."""
     dot = (150.0, 30.0)
     img, m = _synthetic_rect(dot, skew_deg)
-    g = make_grid(200.0, 95.0)
+    g = make_grid(200.0, 95.0, TileParams.at_scale(mm_per_px))
+    assert g.params.tile_px * mm_per_px == pytest.approx(16.0)
     work = TileWorkspace(g)
     canvas = body_canvas(img, m, 200.0, 95.0, work)
     assert canvas is work.canvas
@@ -85,6 +96,22 @@ def test_affine_maps_canvas_centres_to_mask_mm() -> None:
     # → half-resolution px (101.25 − 0.5) / 2.
     half = a @ np.array([0.0, 0.0, 1.0])
     assert half == pytest.approx([(101.25 - 0.5) / 2, (31.25 - 0.5) / 2])
+    assert area_reduction(m, 0.5) == 2
+    # A 0.25 mm/px canvas reads the rectified pixels as they are (no halving).
+    assert area_reduction(m, 0.25) == 1
+    fine = canvas_affine(m, 200.0, 95.0, 800, 380, (10, 4), reduce=1)
+    assert fine @ np.array([0.0, 0.0, 1.0]) == pytest.approx([100.625 - 10, 30.625 - 4])
+
+
+def test_a_finer_tile_gets_a_wider_patch_and_the_same_cells() -> None:
+    from vision.training.model import NetParams, count_macs
+
+    net = NetParams()
+    assert net.for_tile(32) == net
+    fine = net.for_tile(64)
+    assert fine.layers[0] == (net.layers[0][0], 8, 8) and fine.layers[1:] == net.layers[1:]
+    # Only the first layer's inputs grow: well under twice the multiply-adds.
+    assert count_macs(fine, 64) < 1.5 * count_macs(net, 32)
 
 
 def test_batch_is_the_normalised_tiles_in_preallocated_buffers() -> None:
@@ -173,6 +200,44 @@ def test_belt_channels_see_a_hole_as_the_belt_and_training_cuts_the_same_tiles()
     assert np.isnan(belt_colour(np.zeros_like(img), m, 200.0, 95.0)).all()
 
 
+@pytest.mark.parametrize("mm_per_px", [0.5, 0.25])
+def test_tack_zones_are_painted_as_the_card_says(mm_per_px: float) -> None:
+    """The loop tacks: the fabric's colour (first models), the cloth beside reflected,
+    or left alone; nothing else on the canvas is touched."""
+    from dataclasses import replace
+
+    from vision.tiles import neutralise
+
+    g = make_grid(200.0, 95.0, TileParams.at_scale(mm_per_px))
+    rng = np.random.default_rng(3)
+    original = rng.integers(60, 200, (g.rows, g.cols, 3), dtype=np.uint8)
+    ref = np.array([120.0, 110.0, 100.0], np.float32)
+    zones = g.tack_zones()
+    assert len(zones) == 4
+    untouched = np.ones(original.shape[:2], bool)
+    for rows, cols in zones:
+        untouched[rows, cols] = False
+
+    def painted(fill: str) -> np.ndarray:
+        canvas = original.copy()
+        neutralise(canvas, ref, make_grid(200.0, 95.0, replace(g.params, tack_fill=fill)))
+        assert np.array_equal(canvas[untouched], original[untouched])
+        return canvas
+
+    assert g.params.tack_fill == "colour"
+    flat = painted("colour")
+    mirrored = painted("mirror")
+    for rows, cols in zones:
+        d = cols.stop - cols.start
+        assert d == round(g.params.tack_depth_mm / mm_per_px)
+        assert (flat[rows, cols] == np.round(ref).astype(np.uint8)).all()
+        inner = slice(d, 2 * d) if cols.start == 0 else slice(cols.start - d, cols.start)
+        assert np.array_equal(mirrored[rows, cols], original[rows, inner][:, ::-1])
+    assert np.array_equal(painted("none"), original)
+    with pytest.raises(ValueError, match="tack_fill"):
+        painted("blur")
+
+
 def test_flagged_tiles_become_defects_at_their_place_in_mm() -> None:
     g = make_grid(200.0, 95.0)
     n = g.n_tiles
@@ -257,6 +322,10 @@ def test_model_without_a_matching_card_is_refused(tmp_path: Path) -> None:
         Classifier(model)
     card_file.write_text(json.dumps({**card, "classes": ["good", "hole", "smudge"]}))
     with pytest.raises(ModelError, match="smudge"):
+        Classifier(model)
+    tiling = {**card["tiling"], "tack_fill": "blur"}
+    card_file.write_text(json.dumps({**card, "tiling": tiling}))
+    with pytest.raises(ModelError, match="tack_fill 'blur'"):
         Classifier(model)
     card_file.write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):

@@ -22,6 +22,9 @@ from vision.belt_cue import belt_fallback, belt_lut
 
 #: The canvas is BGR.
 CANVAS_CHANNELS = 3
+#: A tile's side and the largest step between tiles, mm, whatever the canvas scale.
+TILE_MM = 16.0
+MAX_STRIDE_MM = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,12 @@ class TileParams:
     #: loop check owns that place.
     tack_depth_mm: float = 5.0
     tack_span_mm: tuple[float, float] = (1.0, 11.0)
+    #: How a tack zone is painted (:func:`neutralise`): ``"colour"``, the fabric's
+    #: median colour (``tilenet`` 1.0.0); ``"mirror"``, the cloth just inside it
+    #: reflected over it; ``"none"``, left as it is (the model learns the tacks, which
+    #: every mask has four of). On stripes both fills leave a patch that can look like
+    #: a stain (docs/ACCURACY.md).
+    tack_fill: str = "colour"
     #: How the canvas is normalised (:func:`normalise`): ``"channel"`` divides each
     #: channel by its own median (exposure, white balance and the dye all cancel,
     #: and with them the hue); ``"level"`` divides all three by one level, the mean
@@ -56,6 +65,15 @@ class TileParams:
     def channels(self) -> int:
         """Input channels of the model: B, G, R (and B, G, R relative to the belt)."""
         return 2 * CANVAS_CHANNELS if self.belt_channels else CANVAS_CHANNELS
+
+    @classmethod
+    def at_scale(cls, mm_per_px: float) -> TileParams:
+        """The same tiles in millimetres (16 mm, steps of at most 12 mm) at another scale."""
+        return cls(
+            mm_per_px=mm_per_px,
+            tile_px=round(TILE_MM / mm_per_px),
+            max_stride_px=round(MAX_STRIDE_MM / mm_per_px),
+        )
 
 
 @dataclass(frozen=True)
@@ -203,20 +221,34 @@ def canvas_affine(
     cols: int,
     rows: int,
     roi_origin_px: tuple[int, int] = (0, 0),
+    reduce: int = 2,
 ) -> np.ndarray:
-    """2×3 map from a canvas pixel to the half-resolution rectified region.
+    """2×3 map from a canvas pixel to the reduced rectified region.
 
     ``mask_to_rect`` is the 2×3 affine mask mm → rectified pixel
     (:meth:`vision.edges.BodyFrame.mask_to_rect_affine`). Canvas pixel ``c`` is
-    centred at ``(c + 0.5)·W/cols`` mm; a 2×2 area-averaged pixel ``i`` of the region
-    starting at rectified pixel ``o`` is centred at rectified ``o + 2i + 0.5``.
+    centred at ``(c + 0.5)·W/cols`` mm; an ``r``×``r`` area-averaged pixel ``i`` of the
+    region starting at rectified pixel ``o`` is centred at rectified
+    ``o + r·i + (r − 1)/2`` (``reduce`` 1: the region as it is).
     """
     sx, sy = body_w_mm / cols, body_h_mm / rows
     canvas_to_mask = np.array([[sx, 0.0, 0.5 * sx], [0.0, sy, 0.5 * sy], [0.0, 0.0, 1.0]])
     ox, oy = roi_origin_px
-    rect_to_half = np.array([[0.5, 0.0, -(ox + 0.5) / 2], [0.0, 0.5, -(oy + 0.5) / 2]])
+    r, c = float(reduce), (reduce - 1) / 2
+    rect_to_reduced = np.array([[1 / r, 0.0, -(ox + c) / r], [0.0, 1 / r, -(oy + c) / r]])
     m3 = np.vstack([np.asarray(mask_to_rect, np.float64), [0.0, 0.0, 1.0]])
-    return rect_to_half @ m3 @ canvas_to_mask
+    return rect_to_reduced @ m3 @ canvas_to_mask
+
+
+def area_reduction(mask_to_rect: np.ndarray, mm_per_px: float) -> int:
+    """2 when a canvas pixel spans two rectified pixels or more, else 1.
+
+    A coarse canvas (0.5 mm/px from 0.2 mm/px) is first halved by an area average,
+    against aliasing of the weave; a fine one (0.25 mm/px) is warped straight from
+    the rectified image, where halving would throw away the detail it is there for.
+    """
+    px_per_mm = float(np.hypot(*np.asarray(mask_to_rect, np.float64)[:, 0]))
+    return 2 if mm_per_px * px_per_mm >= 2.0 else 1
 
 
 def body_roi(
@@ -246,23 +278,28 @@ def body_canvas(
 ) -> np.ndarray:
     """Fill ``work.canvas`` with the body, axis-aligned in mask mm; returns it.
 
-    The body's region is first halved by a 2×2 area average (against aliasing of the
-    weave, and cheap), then warped once, bilinearly, onto the canvas. Training
-    renders its data set through this very function, so the model sees at training
-    exactly what it sees at the station.
+    A coarse canvas is made from the body's region halved by a 2×2 area average
+    (against aliasing of the weave, and cheap), a fine one from the region as it is
+    (:func:`area_reduction`); either is then warped once, bilinearly, onto the
+    canvas. Training renders its data set through this very function, so the model
+    sees at training exactly what it sees at the station.
     """
     g = work.grid
     x0, y0, x1, y1 = body_roi(mask_to_rect, body_w_mm, body_h_mm, rect_image.shape[:2])
-    half = work.half_view((y1 - y0) // 2, (x1 - x0) // 2)
-    cv2.resize(
-        rect_image[y0:y1, x0:x1],
-        (half.shape[1], half.shape[0]),
-        dst=half,
-        interpolation=cv2.INTER_AREA,
-    )
-    m = canvas_affine(mask_to_rect, body_w_mm, body_h_mm, g.cols, g.rows, (x0, y0))
+    reduce = area_reduction(mask_to_rect, g.params.mm_per_px)
+    if reduce == 1:
+        src = rect_image[y0:y1, x0:x1]
+    else:
+        src = work.half_view((y1 - y0) // 2, (x1 - x0) // 2)
+        cv2.resize(
+            rect_image[y0:y1, x0:x1],
+            (src.shape[1], src.shape[0]),
+            dst=src,
+            interpolation=cv2.INTER_AREA,
+        )
+    m = canvas_affine(mask_to_rect, body_w_mm, body_h_mm, g.cols, g.rows, (x0, y0), reduce)
     cv2.warpAffine(
-        half,
+        src,
         m,
         (g.cols, g.rows),
         dst=work.canvas,
@@ -272,21 +309,27 @@ def body_canvas(
     return work.canvas
 
 
-#: Every this many canvas pixels (both axes) enter the fabric's reference colour.
-REFERENCE_STEP_PX = 4
+#: Every this many mm of canvas (both axes) a pixel enters the fabric's reference colour.
+REFERENCE_STEP_MM = 2.0
 
 
-def reference_colour(canvas: np.ndarray) -> np.ndarray:
-    """Per-channel median of the body (subsampled): the fabric's own colour, BGR.
+def reference_step_px(params: TileParams) -> int:
+    """The reference colour's sampling step in canvas pixels (4 at 0.5 mm/px)."""
+    return max(1, round(REFERENCE_STEP_MM / params.mm_per_px))
+
+
+def reference_colour(canvas: np.ndarray, step_px: int = 4) -> np.ndarray:
+    """Per-channel median of the body (every ``step_px``-th pixel): the fabric's colour, BGR.
 
     The median ignores a print's ink (less than half the cloth) and any flaw, so
     dividing by it removes exposure, white balance and the fabric's dye together.
     """
-    sub = canvas[::REFERENCE_STEP_PX, ::REFERENCE_STEP_PX].reshape(-1, 3)
+    sub = canvas[::step_px, ::step_px].reshape(-1, 3)
     return np.maximum(np.median(sub, axis=0), 1.0).astype(np.float32)
 
 
 NORMALISATIONS: tuple[str, ...] = ("channel", "level")
+TACK_FILLS: tuple[str, ...] = ("colour", "mirror", "none")
 
 
 def divisor(ref: np.ndarray, normalisation: str) -> np.ndarray:
@@ -301,9 +344,21 @@ def divisor(ref: np.ndarray, normalisation: str) -> np.ndarray:
 
 def neutralise(canvas: np.ndarray, ref: np.ndarray, grid: TileGrid) -> None:
     """Paint the loop-tack zones of ``canvas`` (in place) the fabric's reference colour."""
+    fill = grid.params.tack_fill
+    if fill not in TACK_FILLS:
+        raise ValueError(f"tack_fill {fill!r}: expected one of {TACK_FILLS}")
+    if fill == "none":
+        return
     colour = np.round(ref).astype(np.uint8)
     for rows, cols in grid.tack_zones():
-        canvas[rows, cols] = colour
+        if fill == "colour":
+            canvas[rows, cols] = colour
+            continue
+        d = cols.stop - cols.start
+        if cols.start == 0:  # left side: the cloth d..2d px in, reflected
+            canvas[rows, 0:d] = canvas[rows, 2 * d - 1 : d - 1 : -1]
+        else:
+            canvas[rows, cols] = canvas[rows, cols.start - 1 : cols.start - d - 1 : -1]
 
 
 #: ``cv2.mixChannels`` pairs: canvas channel k → wide channels k and k + 3.
@@ -329,7 +384,7 @@ def normalise(
     (:func:`vision.belt_cue.belt_lut`; ``wide`` is the (rows, cols, 6) uint8 buffer
     the canvas is doubled into, so that one table lookup fills all six).
     """
-    ref = reference_colour(canvas)
+    ref = reference_colour(canvas, reference_step_px(grid.params))
     neutralise(canvas, ref, grid)
     inv = np.float32(1.0) / divisor(ref, grid.params.normalisation)
     # A 256-entry table per channel, then one cv2.LUT: the same float32 values as

@@ -73,6 +73,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=0.0,
         help="share of each epoch redrawn from the bodies with the highest loss (default 0)",
     )
+    p.add_argument(
+        "--tack-fill",
+        choices=("colour", "mirror", "none"),
+        default="colour",
+        help="how the ear-loop tacks are painted over before tiling: the fabric's median "
+        "colour (default), the cloth beside them reflected, or not at all",
+    )
     p.add_argument("--version", default="1.0.0", help="model version for the card")
     p.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_train)
@@ -166,6 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init=args.init,
         normalisation=args.normalisation,
         belt_channels=args.belt_channels,
+        tack_fill=args.tack_fill,
     )
     card = train_classifier(
         args.data,
@@ -206,7 +214,9 @@ def cmd_eval_classifier(args: argparse.Namespace) -> int:
 
     try:
         clf = Classifier(args.model, intra_op_threads=args.threads)
-        bodies = load_bodies(args.set_dir, ("test", "val", "train"))
+        # Tack zones painted as the model's card says (the station does the same).
+        fill = clf.grid.params.tack_fill
+        bodies = load_bodies(args.set_dir, ("test", "val", "train"), tack_fill=fill)
     except (ModelError, ValueError, FileNotFoundError) as err:
         print(f"qc-station eval-classifier: {err}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from vision.tiles import (
     make_grid,
     neutralise,
     reference_colour,
+    reference_step_px,
 )
 from vision.training.dataset import read_index, read_manifest
 from vision.training.labels import IGNORE, FlawMap, LabelParams, crop_labels, flaw_map
@@ -151,10 +152,17 @@ def load_bodies(
     splits: tuple[str, ...] = ("train", "val"),
     label_params: LabelParams | None = None,
     progress: Callable[[int], None] | None = None,
+    tack_fill: str | None = None,
 ) -> Bodies:
-    """Read the measured bodies of a rendered set (those of the given splits)."""
+    """Read the measured bodies of a rendered set (those of the given splits).
+
+    Their tack zones are painted at load (``tack_fill``: the model's, see
+    :class:`vision.tiles.TileParams`; None: the default).
+    """
     manifest = read_manifest(data_dir)
     tiles = tile_params_of(manifest)
+    if tack_fill is not None:
+        tiles = replace(tiles, tack_fill=tack_fill)
     cols, rows = manifest["canvas_px"]
     metas = [m for m in read_index(data_dir) if m["status"] == "ok" and m["split"] in splits]
     grid = make_grid(cols * tiles.mm_per_px, rows * tiles.mm_per_px, tiles)
@@ -172,7 +180,10 @@ def load_bodies(
         maps.append(flaw_map(m["flaws"], w, h, cols, rows, lp) if m["flaws"] else None)
         if progress:
             progress(1)
-    refs = np.stack([reference_colour(c) for c in canvases]) if len(metas) else np.zeros((0, 3))
+    step = reference_step_px(grid.params)
+    refs = (
+        np.stack([reference_colour(c, step) for c in canvases]) if len(metas) else np.zeros((0, 3))
+    )
     _neutralise_all(canvases, refs, grid)
     bags = np.full(len(metas), SYNTHETIC, np.int64)
     return Bodies(grid, canvases, refs.astype(np.float32), metas, maps, bags, lp)
@@ -199,7 +210,8 @@ def real_bodies(grid: TileGrid, real: list[Any], label_params: LabelParams) -> B
                 "real": True,
             }
         )
-    refs = np.stack([reference_colour(c) for c in canvases]) if usable else np.zeros((0, 3))
+    step = reference_step_px(grid.params)
+    refs = np.stack([reference_colour(c, step) for c in canvases]) if usable else np.zeros((0, 3))
     _neutralise_all(canvases, refs, grid)
     bags = np.array([CLASSES.index(r.label) for r in usable], np.int64)
     return Bodies(
@@ -281,8 +293,8 @@ class EpochParams:
     bodies_per_step: int = 8
     #: Tiles per flaw, each at another offset (at most half the group).
     per_flaw: int = 4
-    #: A flaw lies at least this far inside its tile's border, px (when it fits).
-    flaw_margin_px: int = 4
+    #: A flaw lies at least this far inside its tile's border, mm (when it fits).
+    flaw_margin_mm: float = 2.0
     #: Hardest cloth tiles of the station tiling kept per mined body, and how many
     #: bodies are mined per epoch (see :func:`vision.training.train.hard_negatives`).
     hard_per_body: int = 8
@@ -311,7 +323,7 @@ def _flaw_origins(
     if not centres:
         return np.zeros((0, 2), np.int64)
     c = np.array(centres)[rng.permutation(len(centres))[:cap]]
-    lo = min(p.flaw_margin_px, t // 2)
+    lo = min(round(p.flaw_margin_mm / g.params.mm_per_px), t // 2)
     return np.round(c - rng.uniform(lo, t - lo, size=c.shape)).astype(np.int64)
 
 

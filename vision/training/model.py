@@ -22,10 +22,13 @@ ones:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
+
+#: Patches across a tile in the first (patchify) layer: 32 px tiles, 4 px patches.
+PATCH_CELLS = 8
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,19 @@ class NetParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_tile(self, tile_px: int) -> NetParams:
+        """The patchify layer resized so that a tile is always ``PATCH_CELLS`` patches across.
+
+        A finer canvas (0.25 mm/px, 64 px tiles) then gets 8×8 px patches that still
+        cover 2 mm: the rest of the network, and its cost, stay those of 32 px tiles;
+        only the first layer sees four times the pixels (the weave, a hole's torn rim).
+        """
+        co, k, stride = self.layers[0]
+        if k != stride or tile_px % PATCH_CELLS:
+            return self
+        patch = tile_px // PATCH_CELLS
+        return replace(self, layers=((co, patch, patch), *self.layers[1:]))
 
     @classmethod
     def from_dict(cls, d: dict) -> NetParams:

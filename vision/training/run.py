@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 
 from vision.belt_cue import BELT_FLOOR_LEVEL, BELT_LOG_RANGE, BELT_STRIP_INSET_MM, BELT_STRIP_MM
 from vision.classify import CLASSES, CLASSIFIER_CODES, MESSAGES, code_scores, softmax
+from vision.tiles import TileParams
 from vision.training.data import Bodies, Holdout, cut, grid_tiles, load_bodies, real_bodies
 from vision.training.export import (
     INPUT,
@@ -94,6 +95,8 @@ class RunOptions:
     #: Three more input channels relative to the belt (:mod:`vision.belt_cue`); the
     #: network (``train.net.in_channels``) must have 6 input channels then.
     belt_channels: bool = False
+    #: How the loop tacks are painted over (:class:`vision.tiles.TileParams`), in the card.
+    tack_fill: str = TileParams().tack_fill
 
 
 def _batches(
@@ -213,9 +216,10 @@ def train_classifier(
     p = options.train
     if p.net.in_channels != (6 if options.belt_channels else 3):
         raise ValueError(f"network with {p.net.in_channels} input channels for this input")
-    all_bodies = load_bodies(Path(data_dir), ("train", "val")).normalised(
-        options.normalisation, options.belt_channels
-    )
+    all_bodies = load_bodies(
+        Path(data_dir), ("train", "val"), tack_fill=options.tack_fill
+    ).normalised(options.normalisation, options.belt_channels)
+    p = replace(p, net=p.net.for_tile(all_bodies.grid.params.tile_px))
     manifest = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
     held = all_bodies.where(options.holdout.matches) if options.holdout else np.zeros(0, bool)
     if options.holdout:
@@ -306,7 +310,8 @@ def train_classifier(
         },
         "preprocessing": {
             "canvas": "measured body, axis-aligned in mask mm, stretched to the canvas: "
-            "2x2 area average of the rectified body, then one bilinear affine warp",
+            "2x2 area average of the rectified body when a canvas pixel spans two "
+            "rectified pixels or more (not at 0.25 mm/px), then one bilinear affine warp",
             "mm_per_px": grid.params.mm_per_px,
             "canvas_px": [grid.cols, grid.rows],
             "normalisation": grid.params.normalisation,
@@ -319,6 +324,7 @@ def train_classifier(
             "max_stride_px": grid.params.max_stride_px,
             "tack_depth_mm": grid.params.tack_depth_mm,
             "tack_span_mm": list(grid.params.tack_span_mm),
+            "tack_fill": grid.params.tack_fill,
             "nx": grid.nx,
             "ny": grid.ny,
             "stride_px": list(grid.stride_px),
