@@ -131,7 +131,7 @@ def grid_from(card: dict[str, Any], body_mm: tuple[float, float] | None = None) 
         max_stride_px=int(t["max_stride_px"]),
         tack_depth_mm=float(t.get("tack_depth_mm", 0.0)),
         tack_span_mm=tuple(float(v) for v in t.get("tack_span_mm", (0.0, 0.0))),  # type: ignore[arg-type]
-        # Cards before the mirrored fill painted the zones the fabric's colour.
+        # Cards without it (tilenet 1.0.0) painted the zones the fabric's colour.
         tack_fill=fill,
         normalisation=_normalisation(card),
         belt_channels=bool(card.get("preprocessing", {}).get("belt_channels", False)),

@@ -57,8 +57,8 @@ from vision.training.train import (
 
 CARD_FORMAT = 1
 NORMALISATION_TEXT = {
-    "channel": "pixel / per-channel median of the canvas (every 4th px) - 1",
-    "level": "pixel / mean of the per-channel medians of the canvas (every 4th px) - 1",
+    "channel": "pixel / per-channel median of the canvas (a pixel every 2 mm) - 1",
+    "level": "pixel / mean of the per-channel medians of the canvas (a pixel every 2 mm) - 1",
 }
 BELT_CHANNELS_TEXT = (
     f"clip(ln(max(pixel, {BELT_FLOOR_LEVEL:g}) / belt), {BELT_LOG_RANGE[0]:g}, "
