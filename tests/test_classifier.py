@@ -133,7 +133,7 @@ def test_batch_is_the_normalised_tiles_in_preallocated_buffers() -> None:
 def test_level_normalisation_keeps_the_hue_and_training_cuts_the_same_tiles() -> None:
     from dataclasses import replace
 
-    from vision.tiles import reference_colour
+    from vision.tiles import reference_colour, reference_step_px
     from vision.training.data import Bodies, cut
 
     img, m = _synthetic_rect((100.0, 50.0), 0.0)
@@ -151,7 +151,7 @@ def test_level_normalisation_keeps_the_hue_and_training_cuts_the_same_tiles() ->
     dark = dot.reshape(-1, 3)[dot.reshape(-1, 3).sum(axis=1).argmin()]
     assert np.ptp(dark) < 0.05 and dark.max() < -0.5
     # Training cuts the very same numbers from the stored canvas.
-    ref = reference_colour(canvas)
+    ref = reference_colour(canvas, reference_step_px(level.params))
     bodies = Bodies(level, canvas[None], ref[None], [{}], [None], np.array([-1]))
     which = np.zeros(level.n_tiles, np.int64)
     assert np.allclose(cut(bodies, which, level.origins_px), batch, atol=1e-6)
@@ -164,7 +164,7 @@ def test_belt_channels_see_a_hole_as_the_belt_and_training_cuts_the_same_tiles()
 
     from vision.belt_cue import belt_colour
     from vision.classify import classify_body
-    from vision.tiles import reference_colour
+    from vision.tiles import reference_colour, reference_step_px
     from vision.training.data import Bodies, cut
 
     img, m = _synthetic_rect((100.0, 50.0), 0.6)  # belt 40, the dot 30 (a shadowed hole)
@@ -191,7 +191,7 @@ def test_belt_channels_see_a_hole_as_the_belt_and_training_cuts_the_same_tiles()
     assert float(np.median(rel)) > 1.0
     # Training cuts the very same numbers from the stored canvas and stored belt.
     canvas = work.canvas.copy()
-    ref = reference_colour(canvas)
+    ref = reference_colour(canvas, reference_step_px(g.params))
     meta = {"belt_bgr": [float(v) for v in belt]}
     bodies = Bodies(g, canvas[None], ref[None], [meta], [None], np.array([-1]))
     which = np.zeros(g.n_tiles, np.int64)

@@ -318,7 +318,7 @@ def reference_step_px(params: TileParams) -> int:
     return max(1, round(REFERENCE_STEP_MM / params.mm_per_px))
 
 
-def reference_colour(canvas: np.ndarray, step_px: int = 4) -> np.ndarray:
+def reference_colour(canvas: np.ndarray, step_px: int) -> np.ndarray:
     """Per-channel median of the body (every ``step_px``-th pixel): the fabric's colour, BGR.
 
     The median ignores a print's ink (less than half the cloth) and any flaw, so

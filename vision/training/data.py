@@ -142,9 +142,14 @@ def tile_params_of(manifest: dict[str, Any]) -> TileParams:
     return TileParams(float(t["mm_per_px"]), int(t["tile_px"]), int(t["max_stride_px"]))
 
 
-def _neutralise_all(canvases: np.ndarray, refs: np.ndarray, grid: TileGrid) -> None:
-    for canvas, ref in zip(canvases, refs, strict=True):
-        neutralise(canvas, ref, grid)
+def _prepare_canvases(canvases: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """Each canvas's reference colour (float32, (n, 3)); tack zones painted in place."""
+    step = reference_step_px(grid.params)
+    refs = np.zeros((len(canvases), 3), np.float32)
+    for i, canvas in enumerate(canvases):
+        refs[i] = reference_colour(canvas, step)
+        neutralise(canvas, refs[i], grid)
+    return refs
 
 
 def load_bodies(
@@ -180,13 +185,9 @@ def load_bodies(
         maps.append(flaw_map(m["flaws"], w, h, cols, rows, lp) if m["flaws"] else None)
         if progress:
             progress(1)
-    step = reference_step_px(grid.params)
-    refs = (
-        np.stack([reference_colour(c, step) for c in canvases]) if len(metas) else np.zeros((0, 3))
-    )
-    _neutralise_all(canvases, refs, grid)
+    refs = _prepare_canvases(canvases, grid)
     bags = np.full(len(metas), SYNTHETIC, np.int64)
-    return Bodies(grid, canvases, refs.astype(np.float32), metas, maps, bags, lp)
+    return Bodies(grid, canvases, refs, metas, maps, bags, lp)
 
 
 def real_bodies(grid: TileGrid, real: list[Any], label_params: LabelParams) -> Bodies:
@@ -210,13 +211,9 @@ def real_bodies(grid: TileGrid, real: list[Any], label_params: LabelParams) -> B
                 "real": True,
             }
         )
-    step = reference_step_px(grid.params)
-    refs = np.stack([reference_colour(c, step) for c in canvases]) if usable else np.zeros((0, 3))
-    _neutralise_all(canvases, refs, grid)
+    refs = _prepare_canvases(canvases, grid)
     bags = np.array([CLASSES.index(r.label) for r in usable], np.int64)
-    return Bodies(
-        grid, canvases, refs.astype(np.float32), metas, [None] * len(usable), bags, label_params
-    )
+    return Bodies(grid, canvases, refs, metas, [None] * len(usable), bags, label_params)
 
 
 # -- tiles -------------------------------------------------------------------------------
