@@ -289,7 +289,7 @@ class Classifier:
             "file": c["file"],
             "classes": list(self.classes),
             "precision": c.get("precision"),
-            "thresholds": {f.name: getattr(self.thresholds, f.name) for f in fields(Thresholds)},
+            "thresholds": self.thresholds.as_dict(),
             "tiles": self.grid.n_tiles,
             "intra_op_threads": self.threads,
             "warmup_ms": round(self.warmup_ms, 2),

@@ -269,6 +269,60 @@ def test_flagged_tiles_become_defects_at_their_place_in_mm() -> None:
     assert [d.code for d in res.defects] == ["hole"]
 
 
+def test_the_rim_tiles_have_their_own_threshold_never_below_the_inner_one() -> None:
+    g = make_grid(200.0, 95.0)
+    rim = g.rim_tiles.reshape(g.ny, g.nx)
+    assert rim[0].all() and rim[-1].all() and rim[:, 0].all() and rim[:, -1].all()
+    assert not rim[1:-1, 1:-1].any() and rim.sum() == 2 * (g.nx + g.ny) - 4
+    t = Thresholds(hole=0.7, stain=0.5, anomaly=50.0, hole_rim=0.97)
+    assert t.rim_for("hole") == 0.97 and t.rim_for("stain") == 0.5  # None: the inner one
+    assert Thresholds(hole=0.99, hole_rim=0.9).rim_for("hole") == 0.99  # never below
+    assert t.as_dict() == {
+        "hole": 0.7, "stain": 0.5, "anomaly": 50.0, "hole_rim": 0.97, "stain_rim": 0.5
+    }  # fmt: skip
+    # Two tiles at p(hole) = 0.9: the inner one is a hole, the rim one (a corner) is not.
+    n = g.n_tiles
+    logits = np.tile(np.array([[5.0, -5.0, -5.0]], np.float32), (n, 1))
+    inner = int(np.flatnonzero(~g.rim_tiles)[10])
+    p_good = 0.1
+    logits[[0, inner]] = [np.log(p_good), np.log(1 - p_good), -20.0]
+    res = interpret(logits, np.zeros((n, 8), np.float32), g, 200.0, 95.0, CLASSES, t)
+    assert [(d.code, d.limit) for d in res.defects] == [("hole", "< 0.7")]
+    box = g.tile_boxes_mm(200.0, 95.0)[inner]
+    assert box[0] <= res.defects[0].x_mm <= box[2] and box[1] <= res.defects[0].y_mm <= box[3]
+    logits[0, 0] = np.log(0.01)  # the corner tile over its own threshold too
+    res = interpret(logits, np.zeros((n, 8), np.float32), g, 200.0, 95.0, CLASSES, t)
+    assert sorted(d.limit for d in res.defects) == ["< 0.7", "< 0.97"]
+
+
+def test_thresholds_are_chosen_per_zone_on_the_good_bodies() -> None:
+    from vision.training.thresholds import TileScores, choose_thresholds
+
+    g = make_grid(200.0, 95.0)
+    rng = np.random.default_rng(0)
+    n_good, n_hole = 400, 100
+    n = n_good + n_hole
+    hole = rng.uniform(0.0, 0.3, (n, g.n_tiles))
+    corner = np.flatnonzero(g.rim_tiles)[0]
+    hole[7, corner] = 0.95  # one good body's loop tack looks like a hole
+    hole[11, np.flatnonzero(~g.rim_tiles)[5]] = 0.6  # the good bodies' worst inner tile
+    labels = np.zeros((n, g.n_tiles), np.int64)
+    where = rng.choice(np.flatnonzero(~g.rim_tiles), n_hole)
+    hits = rng.uniform(0.7, 0.99, n_hole)
+    hole[n_good + np.arange(n_hole), where] = hits
+    labels[n_good + np.arange(n_hole), where] = CLASSES.index("hole")
+    kinds = np.array(["good"] * n_good + ["hole"] * n_hole)
+    scores = TileScores(
+        {"hole": hole, "stain": np.zeros_like(hole)}, np.ones((n, g.n_tiles)), labels, g.rim_tiles
+    )
+    t = choose_thresholds(scores, kinds)
+    assert 0.95 < t.rim_for("hole") < 0.96  # just above the tack: no rim flaw to leave room for
+    assert 0.6 < t.hole < 0.7  # between the worst good inner tile and the holes
+    assert not scores.flagged("hole", t)[:n_good].any()
+    assert scores.flagged("hole", t)[n_good:].all()  # one threshold (0.95) would miss most
+    assert (hits < 0.95).mean() > 0.8
+
+
 # -- the committed model --------------------------------------------------------------------
 def test_committed_model_loads_and_matches_its_card() -> None:
     assert MODEL.is_file(), "the committed model is missing"
@@ -292,6 +346,10 @@ def test_thresholds_come_from_the_card_and_config_overrides_them() -> None:
     assert Classifier(MODEL).thresholds.hole == pytest.approx(card["thresholds"]["hole"])
     clf = Classifier(MODEL, thresholds={"hole": 0.9})
     assert clf.describe()["thresholds"]["hole"] == 0.9
+    assert clf.describe()["thresholds"]["hole_rim"] == max(0.9, card["thresholds"]["hole_rim"])
+    clf = Classifier(MODEL, thresholds={"hole_rim": 0.999})
+    assert clf.thresholds.rim_for("hole") == 0.999
+    assert clf.thresholds.hole == pytest.approx(card["thresholds"]["hole"])
     with pytest.raises(ModelError, match="unknown threshold"):
         Classifier(MODEL, thresholds={"holes": 0.9})
 

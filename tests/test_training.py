@@ -159,6 +159,21 @@ def test_short_training_run_exports_a_loadable_int8_model(tmp_path: Path, in_ci:
     assert clf.describe()["sha256"] == card["sha256"]
     logits, emb = clf.run(clf.work.batch)
     assert np.isfinite(logits).all() and np.isfinite(emb).all()
+    assert {"hole", "hole_rim", "stain", "stain_rim", "anomaly"} == set(card["thresholds"])
+
+    # Thresholds re-chosen without training: the model file and its hash stay.
+    from station.cli import main
+
+    before = out.read_bytes()
+    assert main(["thresholds", "--model", str(out), "--data", str(data), "--version", "1.0.1"]) == 0
+    card1 = json.loads(out.with_suffix(".json").read_text())
+    assert out.read_bytes() == before and card1["sha256"] == card["sha256"]
+    assert card1["version"] == "1.0.1" and card1["threshold_history"][0]["version"] == "1.0.0"
+    assert card1["thresholds"] == card1["metrics"]["validation"]["thresholds"]
+    assert Classifier(out).thresholds.as_dict() == pytest.approx(card1["thresholds"])
+    out.write_bytes(before[:-1] + bytes([before[-1] ^ 1]))  # a tampered model: refused
+    assert main(["thresholds", "--model", str(out), "--data", str(data)]) == 2
+    out.write_bytes(before)
 
     # Fine-tuning from the weights just written: the card names where it started.
     tuned = tmp_path / "models" / "tuned.onnx"
@@ -168,7 +183,7 @@ def test_short_training_run_exports_a_loadable_int8_model(tmp_path: Path, in_ci:
         init=out.with_suffix(".pt"),
     )
     card2 = train_classifier(data, tuned, options, log=lambda s: None)
-    assert card2["training"]["fine_tuned_from"]["model"] == "tiny 1.0.0"
+    assert card2["training"]["fine_tuned_from"]["model"] == "tiny 1.0.1"  # its card, re-thresholded
     assert card2["training"]["fine_tuned_from"]["sha256"] == card["torch_weights"]["sha256"]
     assert Classifier(tuned).describe()["sha256"] == card2["sha256"]
 
@@ -229,3 +244,5 @@ def test_dataset_and_train_commands_are_declared() -> None:
     assert args.hard_bodies == 0.0 and args.normalisation == "channel"
     args = parser.parse_args(["eval-classifier", "--model", "m.onnx", "--set", "s"])
     assert args.handler.__name__ == "cmd_eval_classifier"
+    args = parser.parse_args(["thresholds", "--model", "m.onnx", "--data", "d"])
+    assert args.handler.__name__ == "cmd_thresholds" and args.version is None

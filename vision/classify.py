@@ -49,7 +49,14 @@ RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Decision thresholds; chosen on validation at training, overridable in config."""
+    """Decision thresholds; chosen on validation at training, overridable in config.
+
+    A flaw code has two: one for the body's inner tiles and one for its rim (the
+    outer ring of tiles, :attr:`vision.tiles.TileGrid.rim_tiles`), where seams, loop
+    tacks and the cut edge can look like a flaw and would otherwise set the one
+    threshold for the whole body. The rim's is never below the inner one, so that
+    raising ``hole`` raises it everywhere; ``None`` (cards before it) means the same.
+    """
 
     #: A tile whose likelier flaw is a hole is one when ``1 − p(good)`` reaches this.
     hole: float = 0.5
@@ -58,9 +65,29 @@ class Thresholds:
     #: Tile anomaly score (mean squared whitened embedding) at or above which the
     #: mask is rejected ``anomaly``; good cloth scores about 1.
     anomaly: float = 50.0
+    #: ``hole`` for the rim tiles (at least ``hole``); None: ``hole``.
+    hole_rim: float | None = None
+    #: ``stain`` for the rim tiles (at least ``stain``); None: ``stain``.
+    stain_rim: float | None = None
 
     def for_code(self, code: str) -> float:
+        """The inner tiles' threshold of ``code``."""
         return float(getattr(self, code))
+
+    def rim_for(self, code: str) -> float:
+        """The rim tiles' threshold of ``code`` (the inner one for ``anomaly``)."""
+        inner = self.for_code(code)
+        rim = getattr(self, f"{code}_rim", None)
+        return inner if rim is None else max(float(rim), inner)
+
+    def per_tile(self, code: str, rim: np.ndarray) -> np.ndarray:
+        """(N,) threshold of each tile, given the grid's ``rim_tiles``."""
+        return np.where(rim, self.rim_for(code), self.for_code(code))
+
+    def as_dict(self) -> dict[str, float]:
+        """Every threshold in effect, the rim ones resolved (status page, card figures)."""
+        out = {c: self.for_code(c) for c in ("hole", "stain", "anomaly")}
+        return out | {f"{c}_rim": self.rim_for(c) for c in ("hole", "stain")}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -93,8 +120,9 @@ class ClassifierResult:
     """What the classifier found on one body.
 
     ``probs`` (N, C) and ``anomaly`` (N,) are per tile (overlay, evaluation);
-    ``scores`` is the body's worst tile per code, what the thresholds are compared
-    with; ``defects`` are the rejections with their place in mask mm.
+    ``scores`` is the body's worst tile per code (each tile is compared with its own
+    threshold, the rim's or the inner one); ``defects`` are the rejections with their
+    place in mask mm.
     """
 
     defects: list[Defect]
@@ -135,13 +163,16 @@ def _region(boxes: np.ndarray) -> tuple[float, float, float, float]:
     return float(x0), float(y0), float(x1), float(y1)
 
 
-def _as_defects(code: str, score: np.ndarray, limit: float, boxes: np.ndarray) -> list[Defect]:
-    """One defect per group of overlapping tiles at or over ``limit``."""
-    idx = np.flatnonzero(score >= limit)
+def _as_defects(
+    code: str, score: np.ndarray, limits: np.ndarray, boxes: np.ndarray
+) -> list[Defect]:
+    """One defect per group of overlapping tiles at or over their ``limits`` (per tile)."""
+    idx = np.flatnonzero(score >= limits)
     out = []
     for group in _groups(boxes[idx]):
         members = idx[group]
         x0, y0, x1, y1 = _region(boxes[members])
+        worst = members[np.argmax(score[members])]
         out.append(
             Defect(
                 code,
@@ -151,7 +182,7 @@ def _as_defects(code: str, score: np.ndarray, limit: float, boxes: np.ndarray) -
                 w_mm=round(x1 - x0, 1),
                 h_mm=round(y1 - y0, 1),
                 value=round(float(score[members].max()), 4),
-                limit=f"< {limit:g}",
+                limit=f"< {float(limits[worst]):g}",
             )
         )
     return out
@@ -169,7 +200,8 @@ def interpret(
     """Model outputs of one body's batch → :class:`ClassifierResult`.
 
     ``anomaly`` is reported only for tiles no flaw class claims (a hole is a hole).
-    ``value`` of a defect is its worst tile's score, ``limit`` the threshold.
+    ``value`` of a defect is its worst tile's score, ``limit`` that tile's threshold
+    (the rim's or the inner one).
     """
     probs = softmax(logits)
     anomaly = anomaly_scores(embeddings)
@@ -177,11 +209,13 @@ def interpret(
     per_code = code_scores(probs, classes)
     defects: list[Defect] = []
     claimed = np.zeros(len(probs), bool)
+    rim = grid.rim_tiles
     for code, score in per_code.items():
-        claimed |= score >= thresholds.for_code(code)
-        defects += _as_defects(code, score, thresholds.for_code(code), boxes)
+        limits = thresholds.per_tile(code, rim)
+        claimed |= score >= limits
+        defects += _as_defects(code, score, limits, boxes)
     unclaimed = np.where(claimed, 0.0, anomaly)
-    defects += _as_defects("anomaly", unclaimed, thresholds.anomaly, boxes)
+    defects += _as_defects("anomaly", unclaimed, thresholds.per_tile("anomaly", rim), boxes)
     scores = {c: float(v.max()) for c, v in per_code.items()} | {"anomaly": float(anomaly.max())}
     return ClassifierResult(defects, scores, probs, anomaly)
 

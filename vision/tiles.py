@@ -119,6 +119,20 @@ class TileGrid:
         )
         return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.int32)
 
+    @property
+    def rim_tiles(self) -> np.ndarray:
+        """(N,) bool: the outer ring of tiles (first and last row and column), row-major.
+
+        The body's own features that look most like flaws lie there: the seams (and the
+        loose thread ends of a seam gap), the ear-loop tacks and the cut edge. A flaw
+        threshold can be set apart for these tiles (:class:`vision.classify.Thresholds`)
+        so that they do not raise the threshold of the plain cloth inside.
+        """
+        rim = np.zeros((self.ny, self.nx), bool)
+        rim[[0, -1], :] = True
+        rim[:, [0, -1]] = True
+        return rim.ravel()
+
     def tack_zones(self) -> tuple[tuple[slice, slice], ...]:
         """(rows, cols) slices of the canvas where the loop tacks are, four corners."""
         p = self.params

@@ -4,6 +4,7 @@
     qc-station train --data data/cls --out models/tilenet.onnx       # ≈ 12 min on 2 cores
     qc-station dataset --out data/cls-test --n 900 --seed 90001 --split test
     qc-station eval-classifier --model models/tilenet.onnx --set data/cls-test
+    qc-station thresholds --model models/tilenet.onnx --data data/cls   # re-choose, no training
 
 A workshop retraining on its own fabrics adds the frames its supervisors labelled
 (``--real <data_dir>/training/real --calibration station-1.json``): each is measured
@@ -26,7 +27,7 @@ from station.paths import DEFAULT_SPEC_PATH
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Declare ``train`` and ``eval-classifier`` on the CLI's sub-parsers (set ``handler``)."""
+    """Declare ``train``, ``eval-classifier`` and ``thresholds`` (sets ``handler``)."""
     p = sub.add_parser(
         "train",
         help="train the defect classifier and write an ONNX model with its card",
@@ -102,6 +103,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="record the figures in the model card under metrics.test",
     )
     e.set_defaults(handler=cmd_eval_classifier)
+
+    t = sub.add_parser(
+        "thresholds",
+        help="re-choose a trained classifier's thresholds on its validation split",
+        description="Run the model on the validation split of the set it was trained on, choose "
+        "each flaw code's thresholds (inner tiles and rim) as training does, and rewrite the "
+        "card (the .onnx is untouched). The card's test figures are dropped: score the test "
+        "set again with `qc-station eval-classifier --write-card`. Needs the train extra.",
+    )
+    t.add_argument("--model", type=Path, required=True, help="model .onnx (card beside it)")
+    t.add_argument("--data", type=Path, required=True, help="the set the model was trained on")
+    t.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    t.add_argument("--version", help="new model version for the card (default: unchanged)")
+    t.set_defaults(handler=cmd_thresholds)
 
 
 def _bar(total: int, desc: str) -> Any:
@@ -257,4 +272,41 @@ def cmd_eval_classifier(args: argparse.Namespace) -> int:
         )
     else:
         print(format_report(report))
+    return 0
+
+
+def cmd_thresholds(args: argparse.Namespace) -> int:
+    try:
+        from vision.training.thresholds import rethreshold
+    except ImportError as exc:
+        print(f"qc-station thresholds: {exc}; install the train extra", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    from station.model import ModelError, card_path, grid_from, load_card
+    from station.model_card import refresh_readme
+
+    command = shlex.join(["qc-station", *sys.argv[1:]])
+    bar = tqdm(desc="validation bodies", unit="body", file=sys.stderr, leave=False)
+    try:
+        tiles = grid_from(load_card(args.model)).params
+        card = rethreshold(
+            args.model, args.data, tiles, args.threads, args.version, command, bar.update
+        )
+    except (OSError, ValueError, KeyError, ModelError) as exc:
+        print(f"qc-station thresholds: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    if refresh_readme(Path(args.model).parent / "README.md", card):
+        print(f"updated {Path(args.model).parent / 'README.md'}", file=sys.stderr)
+    old = card["threshold_history"][-1]["thresholds"]
+    for key, value in card["thresholds"].items():
+        print(f"{key:10s} {old.get(key, '-')!s:>10} -> {value:g}")
+    bodies = card["metrics"]["validation"]["bodies"]
+    print(
+        f"validation: hole {bodies['hole']['recall']:.1%}, stain {bodies['stain']['recall']:.1%}, "
+        f"good flagged {bodies['good']['false_alarm']:.1%}; card {card_path(args.model).name} "
+        f"(version {card['version']}); test figures dropped: run eval-classifier --write-card"
+    )
     return 0

@@ -9,8 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from station.config.base import Section
 from station.paths import DEFAULT_MODEL_PATH
 
-#: Codes whose decision threshold the configuration may override.
-THRESHOLD_CODES: tuple[str, ...] = ("hole", "stain", "anomaly")
+#: Thresholds the configuration may override: per code, and the body's rim tiles apart
+#: (``vision.classify.Thresholds``: the rim's is never below the inner one).
+THRESHOLD_CODES: tuple[str, ...] = ("hole", "stain", "anomaly", "hole_rim", "stain_rim")
 
 
 class ModelConfig(Section):
@@ -18,7 +19,9 @@ class ModelConfig(Section):
 
     The model's card (``NAME.json`` beside it) gives its thresholds, chosen on
     validation at training; ``thresholds`` overrides any of them without retraining
-    (``hole`` and ``stain`` are probabilities in (0, 1), ``anomaly`` a score > 0).
+    (``hole`` and ``stain`` are probabilities in (0, 1), ``anomaly`` a score > 0;
+    ``hole_rim`` and ``stain_rim`` apply to the outer ring of tiles, where the seams and
+    loop tacks lie, and are never below ``hole`` and ``stain``).
     A station without a model (``enabled = false``) still measures geometry but
     cannot see holes or stains: the page and ``/api/v1/status`` say so.
     """

@@ -183,7 +183,7 @@ def evaluate(
                 flaws_found[f["kind"]][1] += 1
         if progress:
             progress(1)
-    report: dict[str, Any] = {"bodies": len(metas), "thresholds": vars_of(thresholds)}
+    report: dict[str, Any] = {"bodies": len(metas), "thresholds": thresholds.as_dict()}
     for c in ("hole", "stain"):
         n = sum(conf[c].values())
         caught = n - conf[c]["pass"]
@@ -221,10 +221,6 @@ def evaluate(
             canvases, metas, run, work, thresholds, classes, n_foreign, seed
         )
     return report
-
-
-def vars_of(t: Thresholds) -> dict[str, float]:
-    return {k: float(getattr(t, k)) for k in ("hole", "stain", "anomaly")}
 
 
 def _foreign(

@@ -18,7 +18,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import onnxruntime as ort
 import torch
 
 from vision.belt_cue import BELT_FLOOR_LEVEL, BELT_LOG_RANGE, BELT_STRIP_INSET_MM, BELT_STRIP_MM
-from vision.classify import CLASSES, CLASSIFIER_CODES, MESSAGES, code_scores, softmax
+from vision.classify import CLASSES, CLASSIFIER_CODES, MESSAGES
 from vision.tiles import TileParams
 from vision.training.data import Bodies, Holdout, cut, grid_tiles, load_bodies, real_bodies
 from vision.training.export import (
@@ -44,14 +44,10 @@ from vision.training.export import (
     sha256_of,
 )
 from vision.training.model import NetParams, TileNet, count_macs
+from vision.training.thresholds import batches, validation_report
 from vision.training.train import (
     TrainParams,
-    body_figures,
     body_kinds,
-    choose_threshold,
-    confusion,
-    per_body_max,
-    tile_metrics,
     train,
 )
 
@@ -66,8 +62,6 @@ BELT_CHANNELS_TEXT = (
     f"{BELT_STRIP_MM[0]:g}-{BELT_STRIP_MM[1]:g} mm beyond the body's long sides, "
     f"{BELT_STRIP_INSET_MM:g} mm in from the short sides"
 )
-#: Share of good validation bodies each check may flag (three checks: ≤ 0.6 % in all).
-FA_BUDGET = {"hole": 0.002, "stain": 0.002, "anomaly": 0.002}
 #: int8 is kept if its validation recall per class is at most this much lower…
 INT8_MAX_RECALL_LOSS = 0.01
 #: …and it flags at most this much more of the good bodies than fp32.
@@ -75,10 +69,6 @@ INT8_MAX_FA_GAIN = 0.005
 #: Bodies whose tiles calibrate int8 activations / fit the anomaly whitening.
 N_CALIBRATION_BODIES = 48
 N_WHITENING_BODIES = 240
-#: Flaw thresholds stay in here: below 0.5 a tile is likelier good than not.
-PROBABILITY_RANGE = (0.5, 1 - 1e-6)
-#: Anomaly threshold: this factor above the worst good validation body's score.
-ANOMALY_MARGIN = 1.5
 
 
 @dataclass(frozen=True)
@@ -99,13 +89,6 @@ class RunOptions:
     tack_fill: str = TileParams().tack_fill
 
 
-def _batches(
-    bodies: Bodies, which: np.ndarray, origins: np.ndarray, size: int
-) -> Iterator[np.ndarray]:
-    for s in range(0, len(which), size):
-        yield cut(bodies, which[s : s + size], origins[s : s + size])
-
-
 def _subset(bodies: Bodies, n: int, seed: int, pred: Callable[[int], bool]) -> Bodies:
     idx = [i for i in range(len(bodies)) if pred(i)]
     rng = np.random.default_rng(seed)
@@ -123,47 +106,11 @@ def evaluate_candidate(
     kinds_train = body_kinds(train_set)
     clean = _subset(train_set, N_WHITENING_BODIES, seed, lambda i: kinds_train[i] == "good")
     w, o, _ = grid_tiles(clean)
-    _, emb = ort_predict(sess, _batches(clean, w, o, clean.grid.n_tiles))
+    _, emb = ort_predict(sess, batches(clean, w, o, clean.grid.n_tiles))
     mean, whiten = fit_whitening(emb)
     final = path.with_name(path.stem + ".whitened.onnx")
     add_whitening(path, final, mean, whiten)
-    sess = session(final, threads)
-    w, o, labels = grid_tiles(val_set)
-    logits, emb = ort_predict(sess, _batches(val_set, w, o, val_set.grid.n_tiles))
-    probs = softmax(logits)
-    anomaly = np.mean(emb * emb, axis=1)
-    n = len(val_set)
-    per_code = code_scores(probs, CLASSES)
-    scores = {
-        "hole": per_body_max(per_code["hole"], n),
-        "stain": per_body_max(per_code["stain"], n),
-        "anomaly": per_body_max(anomaly, n),
-    }
-    kinds = body_kinds(val_set)
-    good = np.array([m.get("kind") == "good" for m in val_set.metas])
-    clean_val = kinds == "good"
-    thresholds = {}
-    for c in ("hole", "stain"):
-        pos = scores[c][(kinds == c) | (kinds == "both")]
-        t = choose_threshold(scores[c][clean_val], pos, FA_BUDGET[c], log_space=False)
-        thresholds[c] = float(np.clip(t, *PROBABILITY_RANGE))
-    neg_a = np.sort(scores["anomaly"][clean_val])
-    allowed = int(np.floor(FA_BUDGET["anomaly"] * len(neg_a)))
-    thresholds["anomaly"] = float(neg_a[-(allowed + 1)] * ANOMALY_MARGIN) if len(neg_a) else 1e9
-    figures = body_figures(kinds, good, scores, thresholds)
-    clean_tiles = labels == 0
-    report = {
-        "thresholds": {k: round(v, 6) for k, v in thresholds.items()},
-        "bodies": figures,
-        "tiles": tile_metrics(labels, probs),
-        "tile_confusion": confusion(labels, probs),
-        "anomaly_good_tiles": {
-            "p50": float(np.percentile(anomaly[clean_tiles], 50)) if clean_tiles.any() else None,
-            "p99": float(np.percentile(anomaly[clean_tiles], 99)) if clean_tiles.any() else None,
-        },
-        "n_val_bodies": n,
-    }
-    return final, report
+    return final, validation_report(session(final, threads), val_set)
 
 
 def _holds(int8: dict[str, Any], fp32: dict[str, Any]) -> tuple[bool, str]:
@@ -264,9 +211,9 @@ def train_classifier(
             keep[real_first[:N_CALIBRATION_BODIES]] = True
             calib = train_set.select(keep).concat(calib)
         w, o, _ = grid_tiles(calib)
-        batches = list(_batches(calib, w, o, all_bodies.grid.n_tiles))
+        calib_batches = list(batches(calib, w, o, all_bodies.grid.n_tiles))
         int8 = Path(tmp) / "int8.onnx"
-        quantise(fp32, int8, batches)
+        quantise(fp32, int8, calib_batches)
         eval_set = val_set if len(val_set) else train_set
         fp32_final, fp32_rep = evaluate_candidate(fp32, train_set, eval_set, p.seed, p.threads)
         int8_final, int8_rep = evaluate_candidate(int8, train_set, eval_set, p.seed, p.threads)

@@ -122,19 +122,15 @@ def per_body_max(values: np.ndarray, n_bodies: int) -> np.ndarray:
 
 
 def body_figures(
-    kinds: np.ndarray,
-    strictly_good: np.ndarray,
-    scores: dict[str, np.ndarray],
-    thresholds: dict[str, float],
+    kinds: np.ndarray, strictly_good: np.ndarray, flagged: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     """Body-level recall per flaw class and false alarms on good bodies.
 
-    ``scores`` maps hole/stain/anomaly to the body's worst tile. A body is
-    rejected when any score reaches its threshold; a hole body counts as caught
-    when it is rejected at all (what the line cares about) and also, apart, when
-    rejected for ``hole`` itself.
+    ``flagged`` maps hole/stain(/anomaly) to whether each body reaches that
+    check's threshold. A body is rejected when any check flags it; a hole body
+    counts as caught when it is rejected at all (what the line cares about) and
+    also, apart, when rejected for ``hole`` itself.
     """
-    flagged = {c: scores[c] >= thresholds[c] for c in scores}
     rejected = np.any(np.stack(list(flagged.values())), axis=0)
     out: dict[str, Any] = {}
     for c in ("hole", "stain"):
@@ -345,8 +341,8 @@ def train(
             probs = softmax(logits)
             tm = tile_metrics(v_labels, probs)
             per_code = code_scores(probs, CLASSES)
-            scores = {c: per_body_max(per_code[c], len(val_set)) for c in ("hole", "stain")}
-            bf = body_figures(v_kinds, v_good, scores, {"hole": 0.5, "stain": 0.5})
+            flagged = {c: per_body_max(per_code[c], len(val_set)) >= 0.5 for c in per_code}
+            bf = body_figures(v_kinds, v_good, flagged)
             record.update({"tiles": tm, "bodies": bf})
             log(format_epoch(epoch, record["loss"] or 0.0, tm, bf, time.perf_counter() - t0))
         history.append(record)
