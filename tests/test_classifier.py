@@ -295,6 +295,29 @@ def test_the_rim_tiles_have_their_own_threshold_never_below_the_inner_one() -> N
     assert sorted(d.limit for d in res.defects) == ["< 0.7", "< 0.97"]
 
 
+def test_one_flaw_lighting_tiles_of_both_codes_is_one_defect_named_by_its_surest_tile() -> None:
+    g = make_grid(200.0, 95.0)
+    n = g.n_tiles
+    logits = np.tile(np.array([[5.0, -5.0, -5.0]], np.float32), (n, 1))
+    boxes = g.tile_boxes_mm(200.0, 95.0)
+    x, y = 100.0, 47.0  # inside two or more overlapping tiles
+    inside = np.flatnonzero(
+        (boxes[:, 0] < x) & (boxes[:, 2] > x) & (boxes[:, 1] < y) & (boxes[:, 3] > y)
+    )
+    assert len(inside) >= 2
+    logits[inside] = [-5.0, -5.0, 5.0]  # a stain, surely…
+    logits[inside[0]] = [-1.0, 1.0, 0.0]  # …whose edge one tile reads as a hole
+    t = Thresholds(0.5, 0.5, 50.0)
+    res = interpret(logits, np.zeros((n, 8), np.float32), g, 200.0, 95.0, CLASSES, t)
+    assert [d.code for d in res.defects] == ["stain"]
+    assert res.defects[0].value > 0.99
+    # Apart, they are two flaws with two codes.
+    far = int(np.argmax(np.hypot(boxes[:, 0] - x, boxes[:, 1] - y)))
+    logits[far] = [-5.0, 5.0, -5.0]
+    res = interpret(logits, np.zeros((n, 8), np.float32), g, 200.0, 95.0, CLASSES, t)
+    assert sorted(d.code for d in res.defects) == ["hole", "stain"]
+
+
 def test_thresholds_are_chosen_per_zone_on_the_good_bodies() -> None:
     from vision.training.thresholds import TileScores, choose_thresholds
 

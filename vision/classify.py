@@ -163,29 +163,45 @@ def _region(boxes: np.ndarray) -> tuple[float, float, float, float]:
     return float(x0), float(y0), float(x1), float(y1)
 
 
-def _as_defects(
-    code: str, score: np.ndarray, limits: np.ndarray, boxes: np.ndarray
-) -> list[Defect]:
-    """One defect per group of overlapping tiles at or over their ``limits`` (per tile)."""
-    idx = np.flatnonzero(score >= limits)
+def _defect(
+    code: str, members: np.ndarray, score: np.ndarray, limit: np.ndarray, boxes: np.ndarray
+) -> Defect:
+    """The defect of one group of overlapping flagged tiles, at their common place."""
+    x0, y0, x1, y1 = _region(boxes[members])
+    worst = members[np.argmax(score[members])]
+    return Defect(
+        code,
+        MESSAGES[code],
+        x_mm=round((x0 + x1) / 2, 1),
+        y_mm=round((y0 + y1) / 2, 1),
+        w_mm=round(x1 - x0, 1),
+        h_mm=round(y1 - y0, 1),
+        value=round(float(score[worst]), 4),
+        limit=f"< {float(limit[worst]):g}",
+    )
+
+
+def _flaw_defects(
+    per_code: dict[str, np.ndarray], limits: dict[str, np.ndarray], boxes: np.ndarray
+) -> tuple[list[Defect], np.ndarray]:
+    """One defect per group of overlapping tiles flagged for any flaw code; (defects, flagged).
+
+    A flaw can light tiles of both codes (the edge of a dark stain read as a hole in
+    one tile, as a stain in the next): the group is one flaw, named after its most
+    certain tile, with that tile's score and threshold.
+    """
+    codes = list(per_code)
+    hit = np.stack([per_code[c] >= limits[c] for c in codes])
+    score = np.stack([per_code[c] for c in codes]).max(axis=0)  # 1 − p(good), one code > 0
+    code_of = np.argmax(np.stack([per_code[c] for c in codes]), axis=0)
+    limit = np.choose(code_of, [limits[c] for c in codes])
+    idx = np.flatnonzero(hit.any(axis=0))
     out = []
     for group in _groups(boxes[idx]):
         members = idx[group]
-        x0, y0, x1, y1 = _region(boxes[members])
         worst = members[np.argmax(score[members])]
-        out.append(
-            Defect(
-                code,
-                MESSAGES[code],
-                x_mm=round((x0 + x1) / 2, 1),
-                y_mm=round((y0 + y1) / 2, 1),
-                w_mm=round(x1 - x0, 1),
-                h_mm=round(y1 - y0, 1),
-                value=round(float(score[members].max()), 4),
-                limit=f"< {float(limits[worst]):g}",
-            )
-        )
-    return out
+        out.append(_defect(codes[code_of[worst]], members, score, limit, boxes))
+    return out, hit.any(axis=0)
 
 
 def interpret(
@@ -201,21 +217,19 @@ def interpret(
 
     ``anomaly`` is reported only for tiles no flaw class claims (a hole is a hole).
     ``value`` of a defect is its worst tile's score, ``limit`` that tile's threshold
-    (the rim's or the inner one).
+    (the rim's or the inner one), and its code that tile's likelier flaw.
     """
     probs = softmax(logits)
     anomaly = anomaly_scores(embeddings)
     boxes = grid.tile_boxes_mm(body_w_mm, body_h_mm)
     per_code = code_scores(probs, classes)
-    defects: list[Defect] = []
-    claimed = np.zeros(len(probs), bool)
     rim = grid.rim_tiles
-    for code, score in per_code.items():
-        limits = thresholds.per_tile(code, rim)
-        claimed |= score >= limits
-        defects += _as_defects(code, score, limits, boxes)
+    limits = {c: thresholds.per_tile(c, rim) for c in per_code}
+    defects, claimed = _flaw_defects(per_code, limits, boxes)
     unclaimed = np.where(claimed, 0.0, anomaly)
-    defects += _as_defects("anomaly", unclaimed, thresholds.per_tile("anomaly", rim), boxes)
+    a_limit = thresholds.per_tile("anomaly", rim)
+    idx = np.flatnonzero(unclaimed >= a_limit)
+    defects += [_defect("anomaly", idx[g], unclaimed, a_limit, boxes) for g in _groups(boxes[idx])]
     scores = {c: float(v.max()) for c, v in per_code.items()} | {"anomaly": float(anomaly.max())}
     return ClassifierResult(defects, scores, probs, anomaly)
 
