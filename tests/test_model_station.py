@@ -139,6 +139,10 @@ def test_bad_threshold_in_config_names_the_key() -> None:
         load_config(overrides={"model": {"thresholds": {"holes": 0.5}}})
     with pytest.raises(ConfigError, match="probability"):
         load_config(overrides={"model": {"thresholds": {"hole": 1.5}}})
+    with pytest.raises(ConfigError, match=r"hole_rim.*probability"):
+        load_config(overrides={"model": {"thresholds": {"hole_rim": 0.0}}})
+    rim = load_config(overrides={"model": {"thresholds": {"hole_rim": 0.99, "stain_rim": 0.9}}})
+    assert rim.model.thresholds == {"hole_rim": 0.99, "stain_rim": 0.9}
     with pytest.raises(ConfigError, match=r"model.*file not found"):
         load_config(overrides={"model": {"path": "/nonexistent/m.onnx"}})
     assert not load_config(
