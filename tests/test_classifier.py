@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 
 from station.model import Classifier, ModelError, bench_classifier, load_card
+from vision.canvas import area_reduction, body_canvas, canvas_affine
 from vision.classify import CLASSES, Thresholds, interpret
-from vision.tiles import (
-    TileParams,
-    TileWorkspace,
-    area_reduction,
-    body_canvas,
-    canvas_affine,
-    make_grid,
-    prepare_batch,
-)
+from vision.tiles import TileParams, TileWorkspace, make_grid, prepare_batch
 from vision.types import DEFECT_CODES
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -29,7 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from vision.belt_cue import belt_colour
-from vision.tiles import TileGrid, TileWorkspace, body_canvas, prepare_batch
+from vision.canvas import body_canvas
+from vision.tiles import TileGrid, TileWorkspace, prepare_batch
 from vision.types import Defect
 
 #: The model's classes, in the order of its logits. ``good`` must be first.

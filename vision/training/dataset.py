@@ -3,7 +3,7 @@
 Rendering a frame costs most of a second, so each mask is rendered once, measured
 by the real pipeline (:func:`vision.pipeline.analyse_frame`, so the data went
 through exactly what the station does) and only its *canvas* is kept: the body at
-the classifier's scale, as :func:`vision.tiles.body_canvas` makes it at run
+the classifier's scale, as :func:`vision.canvas.body_canvas` makes it at run
 time. Training then cuts as many tiles from each canvas as it likes.
 
 Folder format (``qc-station dataset --out DIR``)::
@@ -40,9 +40,10 @@ import cv2
 import numpy as np
 
 from vision.belt_cue import belt_colour
+from vision.canvas import body_canvas
 from vision.spec import PrototypeSpec
 from vision.synth import DefectParams, LookParams, MaskParams, sample_look, sample_mask
-from vision.tiles import TileParams, TileWorkspace, body_canvas, make_grid
+from vision.tiles import TileParams, TileWorkspace, make_grid
 
 FORMAT_VERSION = 2  # 2: belt_bgr per body
 MANIFEST = "manifest.json"

@@ -38,9 +38,10 @@ import numpy as np
 
 from vision.belt_cue import belt_colour
 from vision.calibration import Calibration
+from vision.canvas import body_canvas
 from vision.classify import CLASSES
 from vision.spec import PrototypeSpec
-from vision.tiles import TileWorkspace, body_canvas
+from vision.tiles import TileWorkspace
 
 LABELS_FILE = "labels.jsonl"
 
