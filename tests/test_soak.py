@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from station.commands.soak import FD_SLACK, leaks, run_soak
+from station.commands.soak import run_soak
+from station.commands.soak_report import FD_SLACK, leaks
 
 pytestmark = pytest.mark.slow
 
