@@ -23,6 +23,8 @@ from typing import Literal, Self
 
 import numpy as np
 
+from station.camera.convert import make_lores
+
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -121,6 +123,16 @@ class CameraSource(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the device; safe to call twice."""
+
+    def frame_of(self, image: np.ndarray, timestamp_s: float, seq: int, lores_px: int) -> Frame:
+        """A frame of this source with its lores image ``lores_px`` wide (presence trigger)."""
+        return Frame(
+            image=image,
+            timestamp_s=timestamp_s,
+            seq=seq,
+            lores=make_lores(image, lores_px),
+            source=self.name,
+        )
 
     def read_after(self, t_s: float, timeout_s: float) -> Frame | None:
         """Return the first frame whose ``timestamp_s`` is at or after ``t_s``.

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 
 from station.camera.base import CameraSource, Clock, Frame
-from station.camera.convert import make_lores, to_bgr8
+from station.camera.convert import to_bgr8
 
 logger = logging.getLogger(__name__)
 
@@ -151,13 +151,7 @@ class OpenCVSource(CameraSource):
         except ValueError as exc:
             logger.error("%s: frame %d unusable: %s", self.name, seq, exc)
             return Frame(None, now_s, seq, error=f"cannot convert frame: {exc}", source=self.name)
-        return Frame(
-            image=bgr,
-            timestamp_s=now_s,
-            seq=seq,
-            lores=make_lores(bgr, self.lores_width_px),
-            source=self.name,
-        )
+        return self.frame_of(bgr, now_s, seq, self.lores_width_px)
 
     def _apply_device_settings(self, cap: Any) -> None:
         wanted = {

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from station.camera.base import CameraSource, Frame
-from station.camera.convert import make_lores
 
 if TYPE_CHECKING:
     from station.simulator import SimulatedLine
@@ -80,14 +79,7 @@ class SimulatedCamera(CameraSource):
 
     def _render(self, placements: list[Placement], t_s: float, seq: int) -> Frame:
         rng = np.random.default_rng([self._noise_seed, seq])
-        image = self.line.render(placements, t_s, rng)
-        return Frame(
-            image=image,
-            timestamp_s=t_s,
-            seq=seq,
-            lores=make_lores(image, self.lores_width_px),
-            source=self.name,
-        )
+        return self.frame_of(self.line.render(placements, t_s, rng), t_s, seq, self.lores_width_px)
 
     def describe(self) -> dict[str, Any]:
         return {"fps_target": 1.0 / self.period_s, "rendered": "on demand" if self.lazy else "all"}
