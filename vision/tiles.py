@@ -15,6 +15,7 @@ the model's outputs is :mod:`vision.classify`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -120,7 +121,7 @@ class TileGrid:
         )
         return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.int32)
 
-    @property
+    @cached_property
     def rim_tiles(self) -> np.ndarray:
         """(N,) bool: the outer ring of tiles (first and last row and column), row-major.
 
@@ -132,6 +133,7 @@ class TileGrid:
         rim = np.zeros((self.ny, self.nx), bool)
         rim[[0, -1], :] = True
         rim[:, [0, -1]] = True
+        rim.flags.writeable = False  # computed once per grid, shared by every body
         return rim.ravel()
 
     def tack_zones(self) -> tuple[tuple[slice, slice], ...]:
