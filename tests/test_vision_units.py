@@ -131,6 +131,31 @@ def test_pick_period_short_stitch_not_read_one_and_a_half_times_longer() -> None
     assert pick_period(power, size, 5.0, 30.0, 3)[0] == pytest.approx(1.5 * period, rel=0.01)
 
 
+@pytest.mark.parametrize("faint", [0.0, 0.03])
+def test_pick_period_a_stitch_without_its_fundamental_is_not_read_half_as_long(
+    faint: float,
+) -> None:
+    """Light thread on light cloth: the cloth beside the seam pulses at the stitch
+    period too and is subtracted, leaving the stitch's second and third lines. The
+    second then scored best and the stitch read half its length (fresh seed 919191,
+    ``0128``, ``0235``: 1.26 mm for 2.52 mm). The third line, at 1.5 times the chosen
+    frequency, cannot belong to that shorter period."""
+    rng = np.random.default_rng(3)
+    n, size, period = 900, 8192, 12.6
+    t = np.arange(n)
+    signal = np.cos(2 * np.pi * 2 * t / period) + 0.55 * np.cos(2 * np.pi * 3 * t / period + 0.4)
+    signal += 0.1 * np.cos(2 * np.pi * 4 * t / period + 1.0)  # as measured: a faint 4th line
+    signal += faint * np.cos(2 * np.pi * t / period) + 0.2 * rng.standard_normal(n)
+    power = spectrum(signal, size)
+    share = SeamParams().pitch_octave_share
+    assert pick_period(power, size, 5.0, 30.0, 2, share)[0] == pytest.approx(period, rel=0.01)
+    if faint == 0.0:  # without the octave check, half the period
+        assert pick_period(power, size, 5.0, 30.0, 2)[0] == pytest.approx(period / 2, rel=0.01)
+    # A short stitch with all its lines is left as it is.
+    short = spectrum(_pulses(6.3, n, 2.0, rng), size)
+    assert pick_period(short, size, 5.0, 30.0, 2, share)[0] == pytest.approx(6.3, rel=0.01)
+
+
 def test_runs_and_bare_runs() -> None:
     m = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
     assert runs(m) == [(1, 3), (5, 6), (7, 10)]

@@ -102,6 +102,7 @@ def measure_rows(
             params.pitch_min_ratio * nominal,
             params.pitch_max_ratio * nominal,
             params.pitch_harmonics,
+            params.pitch_octave_share,
         )
         spectra[i] = (power, period, score)
     seam_period: dict[int, float] = {}
@@ -120,6 +121,7 @@ def measure_rows(
                 params.pitch_min_ratio * nominal,
                 params.pitch_max_ratio * nominal,
                 params.pitch_harmonics,
+                params.pitch_octave_share,
             )[0]
         sel = side_of == i
         # Luminance along the thread row and beside it (detrended): the needle holes.

@@ -92,7 +92,12 @@ def row_spectra(signals: list[np.ndarray], size: int) -> np.ndarray:
 
 
 def pick_period(
-    power: np.ndarray, size: int, lo_px: float, hi_px: float, harmonics: int
+    power: np.ndarray,
+    size: int,
+    lo_px: float,
+    hi_px: float,
+    harmonics: int,
+    octave_share: float = 0.0,
 ) -> tuple[float, float]:
     """Stitch period (px) from a power spectrum, and its harmonic score.
 
@@ -102,6 +107,13 @@ def pick_period(
     geometric mean of the power at its first ``harmonics`` multiples (those below the
     sampling limit); the best-scored peak is the stitch frequency, interpolated
     between bins.
+
+    Octave check (``octave_share`` > 0): a stitch whose fundamental is faint (light
+    thread on light cloth, where the cloth beside the seam pulses at the stitch
+    period too and is subtracted) shows its second and third multiples. Its second
+    then scores best and the stitch reads half its length. A signal that repeats
+    every ``p`` px has no power at ``1.5/p``, so that line decides between the two
+    (:func:`_octave`).
     """
     # Bins k of the search band, frequency k / size cycles per px in 1/hi … 1/lo.
     k0 = max(int(np.ceil(size / hi_px)), 0) if hi_px > 0 else 0
@@ -129,7 +141,35 @@ def pick_period(
     best = int(cand[int(np.argmax(scores))])
     best_score = float(scores.max())
     f0 = (best + parabola(power, best)) / size
+    if octave_share > 0:
+        f0 *= _octave(wide, best, k0, limit, octave_share)
     return 1.0 / f0, float(np.exp(best_score))
+
+
+def _octave(wide: np.ndarray, best: int, k0: int, limit: int, share: float) -> float:
+    """0.5 when the stitch is twice the chosen period (the octave check), else 1.
+
+    The pair in question is a long stitch (frequency ``l``) and one half as long
+    (``best = 2 l``). Only the long one can have power at ``l`` and ``3 l``, its
+    fundamental and its third line. The long one is right when its third line holds
+    ``share`` of the stronger of the two chosen lines (a faint chosen line must not
+    make noise count) and its fundamental is fainter than that third line (the
+    premise: a faint fundamental). Strong lines at both ``l`` and ``3 l`` mean
+    something else repeating every long period (a fold, a print, the renderer's
+    beats: up to 1.3 and 0.9 of the stitch line on correctly read seams).
+
+    The converse error (a short stitch read twice as long because its own second
+    line is lost to the blur, seed 929292 ``0166``) was tried the same way (the
+    chosen line under 0.15 of its double, no third line) and not kept: five good
+    seams of the tuning sets have that shape and read half as long.
+    """
+    half, three_halves = round(best / 2), round(1.5 * best)
+    if half >= k0 and three_halves < limit:
+        strongest = max(wide[best], wide[2 * best] if 2 * best < limit else 0.0)
+        third = wide[three_halves]
+        if third >= share * strongest and wide[half] <= third:
+            return 0.5
+    return 1.0
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -106,6 +106,12 @@ class SeamParams:
     #: lines every stitch of the search range is scored on lines it can show; a beat
     #: or a print period is still a lone line.
     pitch_harmonics: int = 2
+    #: A line at one and a half times the chosen stitch frequency with at least this
+    #: share of the power of the chosen line (or its double) means the stitch is twice
+    #: as long: its fundamental is faint (:func:`vision.stitch_signal.pick_period`).
+    #: Seams read half as long show 0.29–0.36 there (seed 919191), correctly read seams
+    #: mostly under 0.13, a few flawed ones 0.22–0.9. 0: off.
+    pitch_octave_share: float = 0.25
     #: Thread presence is averaged over this length along the seam…
     presence_window_mm: float = 0.8
     #: …and below this share of the contrast a thread would give there is none.
@@ -331,5 +337,6 @@ def mask_pitch(
         params.pitch_min_ratio * nominal,
         params.pitch_max_ratio * nominal,
         params.pitch_harmonics,
+        params.pitch_octave_share,
     )
     return (period * mm_per_px if np.isfinite(period) else None), score
