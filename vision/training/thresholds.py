@@ -99,6 +99,8 @@ def choose_thresholds(scores: TileScores, kinds: np.ndarray) -> Thresholds:
         k = CLASSES.index(code)
         for rim, key in ((False, code), (True, f"{code}_rim")):
             zone = scores.rim == rim
+            if not zone.any():  # a body two tiles high or wide: all rim
+                continue
             neg = scores.zone_max(code, rim)[clean]
             hit = np.where(scores.labels[:, zone] == k, scores.per_code[code][:, zone], -1.0)
             pos = hit.max(axis=1)
