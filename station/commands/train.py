@@ -304,9 +304,14 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
     for key, value in card["thresholds"].items():
         print(f"{key:10s} {old.get(key, '-')!s:>10} -> {value:g}")
     bodies = card["metrics"]["validation"]["bodies"]
+
+    def pct(v: float | None) -> str:  # None: no such bodies in the validation split
+        return "-" if v is None else f"{v:.1%}"
+
     print(
-        f"validation: hole {bodies['hole']['recall']:.1%}, stain {bodies['stain']['recall']:.1%}, "
-        f"good flagged {bodies['good']['false_alarm']:.1%}; card {card_path(args.model).name} "
+        f"validation: hole {pct(bodies['hole']['recall'])}, "
+        f"stain {pct(bodies['stain']['recall'])}, "
+        f"good flagged {pct(bodies['good']['false_alarm'])}; card {card_path(args.model).name} "
         f"(version {card['version']}); test figures dropped: run eval-classifier --write-card"
     )
     return 0
