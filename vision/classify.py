@@ -192,17 +192,18 @@ def _flaw_defects(
     certain tile, with that tile's score and threshold.
     """
     codes = list(per_code)
-    hit = np.stack([per_code[c] >= limits[c] for c in codes])
-    score = np.stack([per_code[c] for c in codes]).max(axis=0)  # 1 − p(good), one code > 0
-    code_of = np.argmax(np.stack([per_code[c] for c in codes]), axis=0)
+    stacked = np.stack([per_code[c] for c in codes])  # one code > 0 per tile: 1 − p(good)
+    code_of = np.argmax(stacked, axis=0)
+    score = stacked[code_of, np.arange(stacked.shape[1])]
     limit = np.choose(code_of, [limits[c] for c in codes])
-    idx = np.flatnonzero(hit.any(axis=0))
+    flagged = score >= limit
+    idx = np.flatnonzero(flagged)
     out = []
     for group in _groups(boxes[idx]):
         members = idx[group]
         worst = members[np.argmax(score[members])]
         out.append(_defect(codes[code_of[worst]], members, score, limit, boxes))
-    return out, hit.any(axis=0)
+    return out, flagged
 
 
 def interpret(

@@ -42,7 +42,8 @@ FA_BUDGET = {"hole": 0.002, "stain": 0.002, "anomaly": 0.002}
 PROBABILITY_RANGE = (0.5, 1 - 1e-6)
 #: Anomaly threshold: this factor above the worst good validation body's score.
 ANOMALY_MARGIN = 1.5
-FLAW_CODES = ("hole", "stain")
+#: The flaw classes (every class but ``good``), each with an inner and a rim threshold.
+FLAW_CODES = CLASSES[1:]
 #: The test figures a re-threshold keeps in the card's history.
 TEST_KEYS = ("set", "seed", "hole", "stain", "good")
 
