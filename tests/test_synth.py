@@ -298,3 +298,65 @@ def test_chessboard_is_found_where_it_was_put(renderer: Renderer) -> None:
         if np.linalg.norm(corners[0] - expected[0]) > np.linalg.norm(corners[0] - expected[-1]):
             expected = expected[::-1]  # the detector may start from the opposite corner
         assert np.abs(corners - expected).max() < 0.35
+
+
+def test_stripes_can_be_placed_and_leave_sampled_masks_alone() -> None:
+    """``print_angle_deg``/``print_phase_mm``/``print_duty`` lay a stripe where asked
+    (u = (along - phase) / period, a band over u in 0.5 ± duty / 2); unset, the
+    renderer draws them at random exactly as before (same draws, same pixels)."""
+    from vision.synth.fabric import print_coverage
+    from vision.synth.grid import Grid
+
+    grid = Grid.covering(0.0, 0.0, 40.0, 30.0, 0.1)
+    folds = np.zeros(0)
+    base = MaskParams.from_spec(print_kind="stripes", print_scale_mm=10.0)
+    placed = replace(base, print_angle_deg=0.0, print_duty=0.4, print_phase_mm=3.0)
+    cover = print_coverage(grid, placed, folds, np.random.default_rng(0))
+    row = cover[100]
+    at = {x: float(row[round(x / 0.1)]) for x in (5.5, 6.5, 9.5, 10.5, 16.5)}
+    assert at[5.5] < 0.05 and at[10.5] < 0.05  # bands cover x in (6, 10) + 10 k
+    assert at[6.5] > 0.95 and at[9.5] > 0.95 and at[16.5] > 0.95
+    assert np.allclose(cover, cover[:1])  # angle 0: bands run top to bottom
+    across = print_coverage(
+        grid, replace(placed, print_angle_deg=90.0), folds, np.random.default_rng(0)
+    )
+    assert np.allclose(across, across[:, :1])  # angle 90: bands along the width
+    # Unset: the same random draws as a mask sampled before these fields existed.
+    a = print_coverage(grid, base, folds, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    angle = np.deg2rad(rng.choice([0.0, 90.0, 45.0, -45.0]))
+    duty = rng.uniform(0.25, 0.5)
+    u = np.add.outer(grid.ys() * np.float32(np.sin(angle)), grid.xs() * np.float32(np.cos(angle)))
+    f = np.abs(np.remainder(u / np.float32(10.0), 1.0) - 0.5) * 2
+    assert np.mean(np.abs(a - (f < duty))) < 0.02
+
+
+@pytest.mark.parametrize("side", ["top", "right", "bottom", "left"])
+def test_print_edge_set_lays_a_stripe_edge_beside_the_seam(side: str) -> None:
+    """``scripts/print_edge_set.py`` puts a stripe edge within 0.5 mm of the chosen
+    side's seam (unfolded cloth for the bottom one), and none elsewhere near it."""
+    import importlib.util
+    from pathlib import Path
+
+    from vision.synth.fabric import pleat_folds_mm, print_coverage
+    from vision.synth.grid import Grid
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "print_edge_set.py"
+    module_spec = importlib.util.spec_from_file_location("print_edge_set", path)
+    assert module_spec and module_spec.loader
+    script = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(script)
+    for seed in range(4):
+        mask = script.stripe_beside_seam(MaskParams.from_spec(), side, np.random.default_rng(seed))
+        grid = Grid.covering(0.0, 0.0, mask.width_mm, mask.height_mm, 0.05)
+        folds = pleat_folds_mm(mask.height_mm, mask.pleats, np.random.default_rng(seed))
+        cover = print_coverage(grid, mask, folds, np.random.default_rng(seed))
+        profile = cover[grid.rows // 8] if side in ("left", "right") else cover[:, grid.cols // 2]
+        length = mask.width_mm if side in ("left", "right") else mask.height_mm
+        d = np.arange(profile.size) * 0.05  # mm from the side's own edge
+        if side in ("right", "bottom"):
+            profile, d = profile[::-1], length - d[::-1]
+        near = (d > 4.0) & (d < 6.0)
+        steps = np.flatnonzero(np.abs(np.diff((profile[near] > 0.5).astype(int))))
+        assert steps.size == 1, (seed, steps)
+        assert abs(d[near][steps[0]] - 5.0) < 0.55

@@ -137,10 +137,12 @@ def print_coverage(
     ys = grid.ys() + PLEAT_DEPTH_MM * np.searchsorted(folds_mm, grid.ys()).astype(np.float32)
     soft = min(0.35, period * 0.05)
     if kind == "stripes":
-        angle = np.deg2rad(rng.choice([0.0, 90.0, 45.0, -45.0]))
-        duty = rng.uniform(0.25, 0.5)
+        chosen = params.print_angle_deg
+        angle = np.deg2rad(rng.choice([0.0, 90.0, 45.0, -45.0]) if chosen is None else chosen)
+        duty = rng.uniform(0.25, 0.5) if params.print_duty is None else params.print_duty
         # float32 factors: a float64 scalar would promote the whole layer to float64.
         u = np.add.outer(ys * np.float32(np.sin(angle)), xs * np.float32(np.cos(angle)))
+        u -= np.float32(params.print_phase_mm)
         u *= np.float32(1.0 / period)
         return _band(u, duty, soft / period)
     if kind == "check":

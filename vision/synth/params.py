@@ -80,6 +80,14 @@ class MaskParams:
     print_kind: PrintKind = "plain"
     print_bgr: BGR = (170.0, 120.0, 90.0)
     print_scale_mm: float = 8.0
+    #: Stripes only: their direction (0: across the width, bands run top to bottom;
+    #: 90: bands run along the width), where they start (mm along that direction,
+    #: unfolded cloth) and their width as a share of the period. None: drawn at
+    #: random by the renderer, as for every sampled mask. Set to lay a stripe edge
+    #: along a seam (``scripts/print_edge_set.py``).
+    print_angle_deg: float | None = None
+    print_phase_mm: float = 0.0
+    print_duty: float | None = None
     #: Period of the visible weave (two threads), mm; finer weaves are below resolution.
     weave_mm: float = 0.7
     #: Ear loop state on the left (x = 0) and right (x = width) short sides.

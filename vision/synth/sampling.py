@@ -161,7 +161,7 @@ def apply_defect(
         loops[int(rng.integers(0, 2))] = state  # type: ignore[call-overload]
         return replace(params, ear_loops=tuple(loops))  # type: ignore[arg-type]
     if kind == "seam_gap":
-        return replace(params, defects=(*params.defects, _seam_gap(params, rng)))
+        return replace(params, defects=(*params.defects, seam_gap(params, rng)))
     if kind == "seam_offset":
         value = float(rng.uniform(8.0, 10.0) if rng.random() < 0.5 else rng.uniform(1.5, 2.5))
         offs = list(params.seam_offsets_mm)
@@ -325,10 +325,12 @@ def _inside(params: MaskParams, rng: np.random.Generator, margin_mm: float) -> t
     )
 
 
-def _seam_gap(params: MaskParams, rng: np.random.Generator) -> DefectParams:
-    """8–25 mm without stitches on one side, away from the corners."""
+def seam_gap(params: MaskParams, rng: np.random.Generator, side: str | None = None) -> DefectParams:
+    """8–25 mm without stitches on one side (``side``, or one drawn at random), away
+    from the corners."""
     top, right, bottom, left = params.seam_offsets_mm
-    side = str(rng.choice(["top", "right", "bottom", "left"]))
+    if side is None:
+        side = str(rng.choice(["top", "right", "bottom", "left"]))
     length = float(rng.uniform(8.0, 25.0))
     if side in ("top", "bottom"):
         lo, hi = left + length / 2 + 8, params.width_mm - right - length / 2 - 8
