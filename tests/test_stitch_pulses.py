@@ -3,6 +3,8 @@ and the mask pitch's choice of sides."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from vision.spec import SeamSpec
@@ -97,3 +99,25 @@ def test_mask_pitch_leaves_out_fallback_rows_when_a_seam_row_was_found() -> None
     only_fallback = {k: v for k, v in sides.items() if v.fallback}
     pitch, _ = mask_pitch(only_fallback, mm_per_px, seam, params)
     assert pitch is not None and abs(pitch - 20.0 * mm_per_px) < 0.1
+
+
+def test_a_gap_defect_says_the_limit_it_was_held_to() -> None:
+    """A 5.0 mm bare stretch is a gap because loose ends may hide 1 mm more of it: the
+    defect says so, instead of "5.0 against < 6" on a rejected mask."""
+    from vision.decide import DecideParams, seam_defects
+    from vision.spec import PrototypeSpec
+
+    spec = PrototypeSpec()
+    hidden = 2 * SeamParams().loose_end_mm
+    side = SeamSide(
+        "bottom", True, 5.0, np.zeros((0, 2)), 2.5, 1.0, ((40.0, 45.0),), 5.0, (5.0, 195.0),
+        200.0, None, False, 1.0, hidden,
+    )  # fmt: skip
+    (gap,) = seam_defects({"bottom": side}, None, 200.0, 95.0, spec, DecideParams())
+    assert gap.code == "seam_gap" and gap.value == 5.0
+    max_gap = spec.seam.max_gap_mm
+    assert gap.limit == f"< {max_gap - hidden:g} vus, < {max_gap:g} sans point"
+    assert f"jusqu'à {5.0 + hidden:.1f} mm" in gap.message
+    bare = replace(side, hidden_ends_mm=0.0)
+    (plain,) = seam_defects({"bottom": bare}, None, 200.0, 95.0, spec, DecideParams())
+    assert plain.limit == f"< {max_gap:g}"

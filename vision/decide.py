@@ -148,14 +148,28 @@ def seam_defects(
             )
             continue
         d = sd.offset_mm if sd.offset_mm is not None else sm.offset_mm.nominal
+        hidden = sd.hidden_ends_mm
         for g0, g1 in sd.gaps_mm:
+            # The value is the stretch seen bare; loose ends may hide up to ``hidden``
+            # more, so the limit it was held to is said as such (a "5.0 mm, < 6"
+            # reject reads as a mistake to a supervisor).
+            seen = g1 - g0
             out.append(
                 Defect(
                     "seam_gap",
-                    f"couture {side} sans point sur {g1 - g0:.1f} mm",
+                    f"couture {side} sans point sur {seen:.1f} mm"
+                    + (
+                        f" vus, jusqu'à {seen + hidden:.1f} mm sous les bouts de fil libres"
+                        if hidden > 0
+                        else ""
+                    ),
                     **_along_box(w, h, side, g0, g1, max(d - half, 0.0), d + half),
-                    value=_r(g1 - g0),
-                    limit=f"< {sm.max_gap_mm:g}",
+                    value=_r(seen),
+                    limit=(
+                        f"< {sm.max_gap_mm - hidden:g} vus, < {sm.max_gap_mm:g} sans point"
+                        if hidden > 0
+                        else f"< {sm.max_gap_mm:g}"
+                    ),
                 )
             )
         out += _offset_defects(sd, w, h, spec, params)

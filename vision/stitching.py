@@ -166,6 +166,9 @@ class SeamSide:
     fallback: bool = False
     #: Share of the side along which a thread was seen present.
     thread_share: float = 0.0
+    #: How much of a gap loose thread ends may hide (both ends): a visible bare stretch
+    #: of the spec's ``max_gap_mm`` less this is a gap (``SeamParams.loose_end_mm``).
+    hidden_ends_mm: float = 0.0
 
 
 def analyse_seams(
@@ -278,6 +281,7 @@ def analyse_seams(
             power,
             fallback[i],
             share,
+            2 * params.loose_end_mm,
         )
     return results
 
