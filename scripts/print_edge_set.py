@@ -26,18 +26,15 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from station.commands.evaluate import RANDOMIZED_SHARE, write_frame
 from vision.spec import PrototypeSpec
-from vision.synth import Renderer, SimCamera, sample_look, sample_scene
+from vision.synth import Renderer, SimCamera, sample_scene
 from vision.synth.fabric import PLEAT_DEPTH_MM
 from vision.synth.params import SIDES, MaskParams
 from vision.synth.sampling import seam_gap
-
-#: Share of frames from randomized camera units, as ``qc-station eval`` renders them.
-RANDOMIZED_SHARE = 0.3
 
 
 def stripe_beside_seam(m: MaskParams, side: str, rng: np.random.Generator) -> MaskParams:
@@ -92,22 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         renderer = (
             Renderer(SimCamera.randomized(rng)) if rng.random() < RANDOMIZED_SHARE else default
         )
-        cal = renderer.calibration
-        cal_name = f"cameras/{cal.version}.json"
-        if not (out / cal_name).exists():
-            (out / cal_name).write_text(cal.to_json(), encoding="utf-8")
         side = str(rng.choice(SIDES))
-        mask = stripe_beside_seam(sample_scene(rng, "good", spec, camera=cal)[0], side, rng)
+        good = sample_scene(rng, "good", spec, camera=renderer.calibration)[0]
+        mask = stripe_beside_seam(good, side, rng)
         kind = "good"
         if i % 2 == 1:
             kind = "seam_gap"
             mask = replace(mask, defects=(seam_gap(mask, rng, side),))
-        image, truth = renderer.render([mask], sample_look(rng), rng, spec)
-        name = f"{i:04d}_{kind}"
-        cv2.imwrite(str(out / f"{name}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        gt = truth.to_dict()
-        gt.update({"kind": kind, "calibration": cal_name, "seed": args.seed, "print_edge": side})
-        (out / f"{name}.json").write_text(json.dumps(gt, default=float), encoding="utf-8")
+        extra = {"seed": args.seed, "print_edge": side}
+        write_frame(out, i, kind, renderer, [mask], rng, spec, extra)
     manifest = {"seed": args.seed, "frames": args.n, "script": "scripts/print_edge_set.py"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return 0

@@ -27,6 +27,9 @@ from station.commands.inspect import read_image, result_record
 from station.config import ConfigError, load_calibration, load_spec
 from station.paths import DEFAULT_SPEC_PATH
 
+#: Share of an eval set's frames rendered by randomized camera units.
+RANDOMIZED_SHARE = 0.3
+
 #: Defect kinds rendered --n-defect times each (hole/stain: the classifier's, kept
 #: to check that geometry never accepts them silently, reported apart).
 DEFECT_KINDS: tuple[str, ...] = (
@@ -59,8 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--randomized-share",
         type=float,
-        default=0.3,
-        help="share of frames from randomized camera units (default 0.3)",
+        default=RANDOMIZED_SHARE,
+        help=f"share of frames from randomized camera units (default {RANDOMIZED_SHARE})",
     )
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC_PATH, help="prototype spec TOML")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -80,7 +83,7 @@ def render_set(
     """Render the frames and their ground truth into ``out``; returns the PNG paths."""
     from tqdm import tqdm
 
-    from vision.synth import Renderer, SimCamera, sample_look, sample_scene
+    from vision.synth import Renderer, SimCamera, sample_scene
 
     kinds = ["good"] * n_good + [k for k in DEFECT_KINDS for _ in range(n_defect)]
     kinds += ["no_mask"] * n_empty
@@ -92,18 +95,8 @@ def render_set(
     for i, idx in enumerate(tqdm(order, desc="render", unit="frame", file=sys.stderr)):
         kind = kinds[idx]
         renderer = Renderer(SimCamera.randomized(rng)) if rng.random() < share else default
-        cal = renderer.calibration
-        cal_name = f"cameras/{cal.version}.json"
-        if not (out / cal_name).exists():
-            (out / cal_name).write_text(cal.to_json(), encoding="utf-8")
-        masks = sample_scene(rng, kind, spec, camera=cal)
-        image, truth = renderer.render(masks, sample_look(rng), rng, spec)
-        name = f"{i:04d}_{kind}"
-        cv2.imwrite(str(out / f"{name}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        gt = truth.to_dict()
-        gt.update({"kind": kind, "calibration": cal_name, "seed": seed})
-        (out / f"{name}.json").write_text(json.dumps(gt, default=float), encoding="utf-8")
-        paths.append(out / f"{name}.png")
+        masks = sample_scene(rng, kind, spec, camera=renderer.calibration)
+        paths.append(write_frame(out, i, kind, renderer, masks, rng, spec, {"seed": seed}))
     manifest = {
         "seed": seed,
         "n_good": n_good,
@@ -114,6 +107,34 @@ def render_set(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return paths
+
+
+def write_frame(
+    out: Path,
+    i: int,
+    kind: str,
+    renderer: Any,
+    masks: list[Any],
+    rng: np.random.Generator,
+    spec: Any,
+    extra: dict[str, Any],
+) -> Path:
+    """Render ``masks`` and write frame ``i`` as the set format wants it:
+    ``NNNN_kind.png``, its ground truth ``NNNN_kind.json`` (plus ``extra``) and the
+    camera's calibration under ``cameras/`` (once per camera). Returns the PNG path."""
+    from vision.synth import sample_look
+
+    cal = renderer.calibration
+    cal_name = f"cameras/{cal.version}.json"
+    if not (out / cal_name).exists():
+        (out / cal_name).write_text(cal.to_json(), encoding="utf-8")
+    image, truth = renderer.render(masks, sample_look(rng), rng, spec)
+    name = f"{i:04d}_{kind}"
+    cv2.imwrite(str(out / f"{name}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    gt = truth.to_dict()
+    gt.update({"kind": kind, "calibration": cal_name, **extra})
+    (out / f"{name}.json").write_text(json.dumps(gt, default=float), encoding="utf-8")
+    return out / f"{name}.png"
 
 
 def evaluate_set(

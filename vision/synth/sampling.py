@@ -16,7 +16,7 @@ from vision.calibration import Calibration
 from vision.spec import PrototypeSpec
 from vision.synth.camera import SimCamera
 from vision.synth.loops import footprint_mm
-from vision.synth.params import SCENE_KINDS, DefectParams, LookParams, MaskParams
+from vision.synth.params import SCENE_KINDS, SIDES, DefectParams, LookParams, MaskParams
 
 #: Cloth colours (BGR): whites, light blues, pastels, beige and a few mid tones.
 FABRIC_BGR: tuple[tuple[float, float, float], ...] = (
@@ -330,7 +330,7 @@ def seam_gap(params: MaskParams, rng: np.random.Generator, side: str | None = No
     from the corners."""
     top, right, bottom, left = params.seam_offsets_mm
     if side is None:
-        side = str(rng.choice(["top", "right", "bottom", "left"]))
+        side = str(rng.choice(SIDES))
     length = float(rng.uniform(8.0, 25.0))
     if side in ("top", "bottom"):
         lo, hi = left + length / 2 + 8, params.width_mm - right - length / 2 - 8
